@@ -1,0 +1,85 @@
+"""One error hierarchy for the whole library.
+
+Library code raises these; only `compose.cli` catches them, prints the one-line
+message to stderr and exits with `exit_code`. Every message names the fix.
+"""
+
+from __future__ import annotations
+
+# Exit codes, shared by every command.
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # drift, failed checks, policy findings
+EXIT_INVALID = 2  # invalid input: unknown model, bad name, does not fit, ...
+
+
+class ComposeError(Exception):
+    """Base class. `str(err)` is a single user-facing line that names the fix."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one line, always
+        return " ".join(self.message.split())
+
+
+class InvalidInput(ComposeError):
+    """Bad user input: unknown names, malformed files, invalid options."""
+
+
+class UnknownModel(InvalidInput):
+    pass
+
+
+class UnknownGPU(InvalidInput):
+    pass
+
+
+class ConfigError(InvalidInput):
+    """A malformed or unsupported Hugging Face config.json."""
+
+
+class DoesNotFit(InvalidInput):
+    """The planner found no configuration that serves the request."""
+
+    def __init__(self, message: str, plan=None):
+        super().__init__(message)
+        self.plan = plan
+
+
+class InvalidName(InvalidInput):
+    pass
+
+
+class OverlayExists(InvalidInput):
+    pass
+
+
+class NotOurs(InvalidInput):
+    """A directory or file exists that compose did not generate."""
+
+
+class ToolMissing(ComposeError):
+    """An external tool (kubectl) is not installed."""
+
+
+class BuildFailed(ComposeError):
+    """`kubectl kustomize` failed on a directory."""
+
+    exit_code = EXIT_FINDINGS
+
+
+class Findings(ComposeError):
+    """A check produced findings; carries all of them, not just the first."""
+
+    exit_code = EXIT_FINDINGS
+
+    def __init__(self, message: str, findings: list | None = None):
+        super().__init__(message)
+        self.findings = list(findings or [])
+
+
+class Drift(Findings):
+    """Generated files differ from what the generator would write now."""

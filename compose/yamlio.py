@@ -1,0 +1,123 @@
+"""YAML reading and writing with one fixed style.
+
+- Reading rendered output and CRDs: PyYAML's C loader, with duplicate keys rejected.
+- Writing generated files: sorted keys, 2-space indent, block style, no wrapping.
+- Round-trip editing of files people also edit (kustomization.yaml): ruamel.yaml.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from compose.errors import InvalidInput
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_Loader):  # type: ignore[misc, valid-type]
+    """Safe loader that rejects duplicate mapping keys (PyYAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def load_all(text: str, source: str = "<string>") -> list[Any]:
+    """Parse a multi-document YAML string; empty documents are dropped."""
+    try:
+        return [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
+    except yaml.YAMLError as err:
+        raise InvalidInput(f"{source}: malformed YAML ({_one_line(err)}); fix the file") from err
+
+
+def load(text: str, source: str = "<string>") -> Any:
+    docs = load_all(text, source)
+    if len(docs) != 1:
+        raise InvalidInput(f"{source}: expected one YAML document, found {len(docs)}")
+    return docs[0]
+
+
+def load_file(path: Path) -> Any:
+    return load(Path(path).read_text(), str(path))
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper, data: str):
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def _indented_lists(dumper):  # pragma: no cover - trivial
+    return dumper
+
+
+class _IndentDumper(_Dumper):
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
+def dump(obj: Any, sort_keys: bool = True) -> str:
+    """Dump one document with the project's fixed style."""
+    return yaml.dump(
+        obj,
+        Dumper=_IndentDumper,
+        sort_keys=sort_keys,
+        default_flow_style=False,
+        width=4096,
+        allow_unicode=True,
+        indent=2,
+    )
+
+
+def dump_all(objs: Iterable[Any], sort_keys: bool = True) -> str:
+    return "---\n".join(dump(o, sort_keys=sort_keys) for o in objs)
+
+
+def roundtrip():
+    """A ruamel.yaml round-trip instance with the repository's list style."""
+    from ruamel.yaml import YAML
+
+    y = YAML()
+    y.preserve_quotes = True
+    y.indent(mapping=2, sequence=4, offset=2)
+    y.width = 4096
+    return y
+
+
+def roundtrip_load(text: str):
+    y = roundtrip()
+    return y.load(text)
+
+
+def roundtrip_dump(data) -> str:
+    y = roundtrip()
+    buf = io.StringIO()
+    y.dump(data, buf)
+    return buf.getvalue()
