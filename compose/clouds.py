@@ -1,0 +1,114 @@
+"""Per-cloud facts the components and the composer share, with sources.
+
+Each cloud component under components/<cloud>/ encodes the same facts as YAML;
+tests/test_components.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compose.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Cloud:
+    name: str
+    # Label whose value names the GPU model on a node; the overlay's placement
+    # patch pins it from the GPU catalog (None: nothing to pin).
+    gpu_label: str | None
+    # StorageClass the component gives the model cache, and its access mode.
+    storage_class: str
+    access_mode: str
+    # Node label that marks spot capacity, and the spot taint if the cloud sets one.
+    spot_label: tuple[str, str] | None
+    spot_taint: str | None
+    # Seconds between the spot/preemption notice and the node going away, as the
+    # pods see it. The drain (preStop + --shutdown-timeout + margin) must fit.
+    spot_notice_seconds: int | None
+    # Whether GPU pods need runtimeClassName: nvidia, and the device-plugin add-on.
+    runtime_class: str | None
+    needs_device_plugin: bool
+    sources: tuple[str, ...] = ()
+
+
+CLOUDS: dict[str, Cloud] = {
+    "eks": Cloud(
+        name="eks",
+        gpu_label="karpenter.k8s.aws/instance-gpu-name",
+        storage_class="efs-sc",
+        access_mode="ReadWriteMany",
+        spot_label=("karpenter.sh/capacity-type", "spot"),
+        spot_taint=None,
+        # EC2 Spot gives a two-minute interruption notice.
+        spot_notice_seconds=120,
+        runtime_class=None,  # EKS AMIs have the handler but no RuntimeClass object
+        needs_device_plugin=False,  # Bottlerocket/Auto Mode/eksctl ship it; AL2023 by hand: base/nvidia-device-plugin
+        sources=(
+            "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html",
+            "https://karpenter.sh/docs/reference/instance-types/ (karpenter.k8s.aws/instance-gpu-name)",
+            "https://docs.aws.amazon.com/eks/latest/userguide/efs-csi.html (efs-sc, ReadWriteMany)",
+            "aws-samples/aws-do-eks#96 (no nvidia RuntimeClass on EKS)",
+        ),
+    ),
+    "gke": Cloud(
+        name="gke",
+        gpu_label="cloud.google.com/gke-accelerator",
+        storage_class="standard-rwx",
+        access_mode="ReadWriteMany",
+        spot_label=("cloud.google.com/gke-spot", "true"),
+        spot_taint="cloud.google.com/gke-spot",
+        # Spot VMs get a 30 s preemption notice; by default non-system pods get
+        # 15 s of it (extendable on recent GKE versions).
+        spot_notice_seconds=30,
+        runtime_class=None,
+        needs_device_plugin=False,  # GKE installs its own device plugin on GPU nodes
+        sources=(
+            "https://cloud.google.com/kubernetes-engine/docs/concepts/spot-vms",
+            "https://cloud.google.com/kubernetes-engine/docs/how-to/gpus (cloud.google.com/gke-accelerator)",
+            "https://cloud.google.com/filestore/docs/csi-driver (standard-rwx)",
+            "GoogleCloudPlatform/container-engine-accelerators cmd/nvidia_gpu README (device plugin addon)",
+        ),
+    ),
+    "aks": Cloud(
+        name="aks",
+        gpu_label="node.kubernetes.io/instance-type",
+        storage_class="azurefile-csi",
+        access_mode="ReadWriteMany",
+        spot_label=("kubernetes.azure.com/scalesetpriority", "spot"),
+        spot_taint="kubernetes.azure.com/scalesetpriority",
+        # Azure Spot evictions come with at least 30 s of notice (Scheduled Events).
+        spot_notice_seconds=30,
+        runtime_class=None,
+        needs_device_plugin=False,  # AKS GPU node pools install the NVIDIA device plugin
+        sources=(
+            "https://learn.microsoft.com/azure/aks/spot-node-pool",
+            "https://learn.microsoft.com/azure/aks/gpu-cluster (sku=gpu:NoSchedule taint)",
+            "https://learn.microsoft.com/azure/aks/azure-files-csi (azurefile-csi)",
+        ),
+    ),
+    "k3s": Cloud(
+        name="k3s",
+        gpu_label=None,
+        storage_class="local-path",
+        access_mode="ReadWriteOnce",
+        spot_label=None,
+        spot_taint=None,
+        spot_notice_seconds=None,
+        runtime_class="nvidia",
+        needs_device_plugin=True,
+        sources=(
+            "k3s-io/k3s#4391 (nvidia runtime detected but not default)",
+            "https://docs.k3s.io/storage (local-path provisioner, ReadWriteOnce)",
+        ),
+    ),
+}
+
+
+def get(name: str) -> Cloud:
+    try:
+        return CLOUDS[name]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown cloud {name!r}; choose one of: {', '.join(sorted(CLOUDS))}"
+        ) from None
