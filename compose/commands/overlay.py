@@ -1,7 +1,207 @@
-"""Commands: placeholder until implemented."""
+"""Commands: new-model, regen, build, check, list."""
 
 from __future__ import annotations
 
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
 
-def register(app) -> None:
-    return None
+import typer
+
+from compose.commands import echo, edge
+from compose.errors import EXIT_FINDINGS, Findings, InvalidInput
+
+RepoOpt = typer.Option(None, "--repo", help="Repository root (default: found from the current directory).")
+
+
+class Env(str, Enum):
+    dev = "dev"
+    staging = "staging"
+    prod = "prod"
+
+
+class CloudName(str, Enum):
+    eks = "eks"
+    gke = "gke"
+    aks = "aks"
+    k3s = "k3s"
+
+
+class Fmt(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _root(repo: Optional[Path]) -> Path:
+    from compose.repo import find_root
+
+    return find_root(repo)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("new-model")(new_model)
+    app.command("regen")(regen)
+    app.command("build")(build)
+    app.command("check")(check)
+    app.command("list")(list_overlays)
+
+
+@edge
+def new_model(
+    model: str = typer.Argument(..., help="Catalog slug (see `compose models`) or a path to a config.json."),
+    env: Env = typer.Option(Env.dev, "--env", help="Environment; the overlay is overlays/<env>-<name>."),
+    cloud: CloudName = typer.Option(CloudName.k3s, "--cloud", help="Where it runs: selects the cloud component."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU from `compose gpus` (default: smallest that fits)."),
+    spot: bool = typer.Option(False, "--spot", help="Run on spot capacity (adds the spot component)."),
+    monitoring: bool = typer.Option(True, "--monitoring/--no-monitoring", help="PodMonitor, alerts, dashboard."),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=1),
+    target_rps: Optional[float] = typer.Option(None, "--target-rps", min=0.0, help="Sizes max replicas."),
+    prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", min=1),
+    output_tokens: Optional[int] = typer.Option(None, "--output-tokens", min=1),
+    name: Optional[str] = typer.Option(None, "--name", help="Short name (default: the model slug)."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
+    replicas: Optional[str] = typer.Option(None, "--replicas", help="MIN:MAX for KEDA (default from env and plan)."),
+    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", min=1),
+    prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", help="Prometheus KEDA queries."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
+    force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Plan a model and write its overlay.
+
+    Example: compose new-model qwen2.5-7b --cloud gke --gpu l4 --spot --target-rps 30
+    """
+    from compose import overlay
+
+    root = _root(repo)
+    model_arg = model
+    path = Path(model)
+    if path.exists():  # record config paths relative to the repository
+        try:
+            model_arg = str(path.resolve().relative_to(root))
+        except ValueError:
+            model_arg = str(path.resolve())
+    opts = overlay.Options(
+        model=model_arg,
+        env=env.value,
+        cloud=cloud.value,
+        gpu=gpu,
+        spot=spot,
+        monitoring=monitoring,
+        name=name,
+        namespace=namespace,
+        max_model_len=max_model_len,
+        target_rps=target_rps,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+        replicas=replicas,
+        tensor_parallel_size=tensor_parallel_size,
+        **({"prometheus_url": prometheus_url} if prometheus_url else {}),
+    )
+    result = overlay.write(root, opts, force=force, dry_run=dry_run)
+    if dry_run:
+        echo(result.diff() or "no changes")
+    echo(result.report())
+    for note in result.generated.notes:
+        echo(f"note: {note}")
+    if not dry_run:
+        echo(f"next: compose check {result.generated.name}")
+
+
+@edge
+def regen(
+    overlay_name: Optional[str] = typer.Argument(None, metavar="[OVERLAY]", help="Overlay name or directory."),
+    all_: bool = typer.Option(False, "--all", help="Every overlay, the monitoring component and GitOps output."),
+    check_: bool = typer.Option(False, "--check", help="Write nothing; exit 1 and show the drift if any."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Re-plan overlays from their recorded inputs and rewrite them (idempotent).
+
+    Example: compose regen --all --check
+    """
+    from compose import regenerate
+
+    root = _root(repo)
+    result = regenerate.run(root, overlay_name, all_, check=check_, dry_run=dry_run)
+    echo(result.report())
+    if dry_run and result.diff:
+        echo(result.diff)
+    if check_ and result.drift:
+        raise Findings(
+            f"{len(result.drift)} file(s) differ from what compose would generate; run `compose regen --all`",
+            findings=[result.diff],
+        )
+
+
+@edge
+def build(
+    overlay_name: Optional[str] = typer.Argument(None, metavar="[OVERLAY]", help="Overlay name or directory."),
+    all_: bool = typer.Option(False, "--all", help="Every overlay, in parallel."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write <out>/<overlay>.yaml instead of printing."),
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Render overlays with kustomize: deterministic, one file per overlay.
+
+    Example: compose build --all --out rendered/
+    """
+    from compose import rendering
+
+    root = _root(repo)
+    result = rendering.build(root, overlay_name, all_, out)
+    echo(result)
+
+
+@edge
+def check(
+    overlay_name: Optional[str] = typer.Argument(None, metavar="[OVERLAY]", help="Overlay name or directory."),
+    all_: bool = typer.Option(False, "--all", help="Every overlay and base."),
+    kube_version: list[str] = typer.Option(
+        ["1.30", "1.33"], "--kube-version", help="Kubernetes minor(s) to validate against; repeatable."
+    ),
+    crd_dir: Optional[Path] = typer.Option(None, "--crd-dir", help="Directory of CRDs (default ../shared/crds)."),
+    fmt: Fmt = typer.Option(Fmt.text, "--format", help="text, or json for CI bots."),
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Build, schema-check, policy-check and plan-check overlays; report every finding.
+
+    Example: compose check --all --kube-version 1.32 --crd-dir ../shared/crds
+    """
+    from compose import checks, overlay
+
+    root = _root(repo)
+    dirs = overlay.resolve_overlays(root, overlay_name, all_)
+    if all_:
+        dirs = [root / "base" / "vllm", *dirs]
+    reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir)
+    if fmt is Fmt.json:
+        echo(json.dumps(checks.summary(reports), indent=2, sort_keys=True))
+    else:
+        for r in reports:
+            echo(f"{'PASS' if r.ok else 'FAIL'} {r.source}")
+            for f in r.findings:
+                echo(f"  {f.obj} {f.field}: {f.problem}\n    fix: {f.fix} [{f.check}]")
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        n = sum(len(r.findings) for r in failed)
+        typer.echo(f"error: {n} finding(s) in {len(failed)} of {len(reports)} overlay(s)", err=True)
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@edge
+def list_overlays(
+    no_check: bool = typer.Option(False, "--no-check", help="Skip building and checking (faster)."),
+    crd_dir: Optional[Path] = typer.Option(None, "--crd-dir", help="Directory of CRDs (default ../shared/crds)."),
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Table of overlays: model, GPU, TP, replicas, cloud, spot, check status.
+
+    Example: compose list
+    """
+    from compose import listing
+
+    echo(listing.table(_root(repo), check=not no_check, crd_dir=crd_dir))
+
+
+__all__ = ["register", "InvalidInput"]

@@ -1,0 +1,163 @@
+"""`compose check`: build, validate, apply policy, and compare with a fresh plan.
+
+Every finding from every overlay is collected before anything fails.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from compose import kustomize, overlay
+from compose.errors import ComposeError
+from compose.findings import Finding, obj_id
+
+DEFAULT_KUBE_VERSIONS = ("1.30", "1.33")
+
+
+@dataclass
+class OverlayReport:
+    source: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def build_all(directories: Iterable[Path]) -> dict[Path, kustomize.Rendered | ComposeError]:
+    """Render many directories in parallel; an error is kept per directory."""
+
+    def one(d: Path):
+        try:
+            return kustomize.build(d)
+        except ComposeError as err:
+            if isinstance(err, kustomize.ToolMissing):
+                raise
+            return err
+
+    dirs = list(directories)
+    with ThreadPoolExecutor(max_workers=min(4, max(1, len(dirs)))) as pool:
+        return dict(zip(dirs, pool.map(one, dirs)))
+
+
+def check_directories(
+    repo: Path,
+    directories: list[Path],
+    kube_versions: tuple[str, ...] = DEFAULT_KUBE_VERSIONS,
+    crd_dir: Path | None = None,
+) -> list[OverlayReport]:
+    from compose import validate
+
+    kustomize.kubectl()
+    crd_dir = Path(crd_dir) if crd_dir else validate.default_crd_dir()
+    builds = build_all(directories)
+    reports = []
+    for directory, rendered in builds.items():
+        source = _rel(repo, directory)
+        report = OverlayReport(source)
+        if isinstance(rendered, ComposeError):
+            report.findings.append(Finding(source, "-", "kustomization.yaml", str(rendered), "fix the build error", "build"))
+            reports.append(report)
+            continue
+        if rendered.warnings:
+            report.findings.append(
+                Finding(source, "-", "kustomization.yaml", f"kustomize warned: {rendered.warnings}",
+                        "use current kustomize fields only", "build")
+            )
+        readme = directory / "README.md"
+        report.findings += validate.validate_core(rendered.docs, source, kube_versions=kube_versions)
+        report.findings += validate.validate_custom(rendered.docs, source, crd_dir)
+        report.findings += _policy(rendered.docs, source, readme.read_text() if readme.exists() else None)
+        if (directory / overlay.PLAN_FILE).exists():
+            report.findings += plan_consistency(repo, directory, rendered.docs, source)
+        report.findings.sort()
+        reports.append(report)
+    return reports
+
+
+def _policy(docs, source, readme_text):
+    from compose import policy
+
+    return policy.check_policy(docs, source, readme_text=readme_text)
+
+
+def _rel(repo: Path, directory: Path) -> str:
+    try:
+        return str(Path(directory).resolve().relative_to(Path(repo).resolve()))
+    except ValueError:
+        return str(directory)
+
+
+# --------------------------------------------------------------------------- plan consistency
+
+
+def plan_consistency(repo: Path, directory: Path, docs: list[dict], source: str) -> list[Finding]:
+    """Every value the fresh plan's patches would set must be what was rendered.
+
+    Re-plans from the recorded inputs with today's planner and catalog, renders the
+    patches in memory, and walks each patch leaf by leaf against the rendered
+    object (lists of named items are matched by name). A difference means the
+    committed overlay no longer matches the plan: regenerate it.
+    """
+    from compose import yamlio
+
+    findings: list[Finding] = []
+    try:
+        doc = overlay.load_plan_file(directory)
+        opts = overlay.Options.from_inputs(doc["inputs"])
+        fresh = overlay.generate(opts, repo)
+    except ComposeError as err:
+        return [Finding(source, "-", overlay.PLAN_FILE, f"cannot re-plan: {err}", "fix the recorded inputs", "plan")]
+    prefix = (doc.get("overlay") or {}).get("name_prefix", "")
+    index = {(d.get("kind"), (d.get("metadata") or {}).get("name")): d for d in docs}
+    for fname, text in sorted(fresh.files.items()):
+        if not fname.startswith("patch-"):
+            continue
+        for patch in yamlio.load_all(text, fname):
+            key = (patch["kind"], prefix + patch["metadata"]["name"])
+            target = index.get(key)
+            if target is None:
+                findings.append(Finding(source, f"{key[0]}/{key[1]}", "-", f"{fname} patches an object that was not rendered",
+                                        f"run `compose regen {fresh.name}`", "plan"))
+                continue
+            for path, want, got in _diff_leaves(patch, target):
+                if path.startswith("metadata.name"):
+                    continue
+                findings.append(
+                    Finding(source, obj_id(target), path, f"is {got!r}, a fresh plan gives {want!r} ({fname})",
+                            f"run `compose regen {fresh.name}` and review the diff", "plan")
+                )
+    return findings
+
+
+_MISSING = object()
+
+
+def _diff_leaves(want: Any, got: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    out: list[tuple[str, Any, Any]] = []
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [(path or ".", want, got)]
+        for k, v in want.items():
+            out += _diff_leaves(v, got.get(k, _MISSING) if isinstance(got, dict) else _MISSING, f"{path}.{k}" if path else k)
+        return out
+    if isinstance(want, list) and want and all(isinstance(x, dict) and "name" in x for x in want):
+        got_items = {x.get("name"): x for x in got} if isinstance(got, list) else {}
+        for item in want:
+            out += _diff_leaves(item, got_items.get(item["name"], _MISSING), f"{path}[{item['name']}]")
+        return out
+    if got is _MISSING:
+        return [(path, want, None)]
+    return [] if want == got else [(path, want, got)]
+
+
+def summary(reports: list[OverlayReport]) -> dict:
+    return {
+        "ok": all(r.ok for r in reports),
+        "overlays": [
+            {"source": r.source, "ok": r.ok, "findings": [f.to_dict() for f in r.findings]} for r in reports
+        ],
+    }

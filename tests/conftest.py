@@ -1,0 +1,36 @@
+"""Shared fixtures: the repository root, the CRD directory, kubectl."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def crd_dir() -> Path:
+    return Path(os.environ.get("VLLM_COMPOSE_CRD_DIR") or REPO.parent / "shared" / "crds")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def crds() -> Path:
+    path = crd_dir()
+    if not path.is_dir():
+        pytest.fail(f"CRD directory {path} not found: set VLLM_COMPOSE_CRD_DIR to the shared/crds folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.fail("kubectl not found on PATH: install kubectl >= 1.27 (kustomize v5 embedded)")
+    return path
