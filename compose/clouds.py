@@ -58,13 +58,15 @@ CLOUDS: dict[str, Cloud] = {
         access_mode="ReadWriteMany",
         spot_label=("cloud.google.com/gke-spot", "true"),
         spot_taint="cloud.google.com/gke-spot",
-        # Spot VMs get a 30 s preemption notice; by default non-system pods get
-        # 15 s of it (extendable on recent GKE versions).
-        spot_notice_seconds=30,
+        # Spot VMs get a 30 s preemption notice, of which graceful node shutdown
+        # gives non-system pods 15 s by default ("a terminationGracePeriodSeconds
+        # above 15 s has no effect"), so the drain must fit in 15 s.
+        spot_notice_seconds=15,
         runtime_class=None,
         needs_device_plugin=False,  # GKE installs its own device plugin on GPU nodes
         sources=(
             "https://cloud.google.com/kubernetes-engine/docs/concepts/spot-vms",
+            "https://cloud.google.com/kubernetes-engine/docs/how-to/preemptible-vms (15 s for non-system pods)",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/gpus (cloud.google.com/gke-accelerator)",
             "https://cloud.google.com/filestore/docs/csi-driver (standard-rwx)",
             "GoogleCloudPlatform/container-engine-accelerators cmd/nvidia_gpu README (device plugin addon)",

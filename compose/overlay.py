@@ -200,6 +200,7 @@ def patch_model_args(plan: dict) -> dict:
         "--port=8000",
         f"--tensor-parallel-size={plan['tensor_parallel_size']}",
         f"--max-model-len={plan['max_model_len']}",
+        f"--dtype={plan['dtype']}",
         f"--gpu-memory-utilization={plan['gpu_memory_utilization']}",
         f"--max-num-seqs={plan['max_num_seqs']}",
         f"--max-num-batched-tokens={plan['max_num_batched_tokens']}",
@@ -519,6 +520,15 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
             f"kubectl -n {namespace} create secret generic hf-token --from-literal=token=hf_...\n"
             "```\n"
         )
+    single = ""
+    if lo == 1:
+        single = (
+            "\n## Single replica\n\n"
+            "KEDA may scale this model down to one replica, and a PodDisruptionBudget cannot both\n"
+            "protect a lone replica and let a node drain finish, so `minAvailable` is 0: a drain takes\n"
+            "the model down for one start-up (budget {s} s). That is the trade-off for dev and staging;\n"
+            "production overlays keep two replicas. See [base/README.md](../../base/README.md#single-replica).\n"
+        ).format(s=plan["startup_budget_seconds"])
     addon = ""
     if clouds_mod.get(opts.cloud).needs_device_plugin:
         addon = "kubectl apply -k ../../base/nvidia-device-plugin   # once per cluster\n"
@@ -535,7 +545,7 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         f"```sh\n{addon}kubectl apply -k .\n"
         f"compose check {name}\n"
         f"kubectl -n {namespace} rollout status deploy/{name}-vllm --timeout={plan['progress_deadline_seconds']}s\n```\n"
-        f"{gated}\n"
+        f"{gated}{single}\n"
         "## Plan\n\n"
         "| figure | value | how it was derived |\n|---|---|---|\n"
         f"{rows}\n\n"

@@ -1,7 +1,161 @@
-"""Commands: placeholder until implemented."""
+"""Commands: plan, models, gpus (the capacity planner and its catalogs)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from enum import Enum
+from typing import Optional
 
-def register(app) -> None:
-    return None
+import typer
+
+from compose.commands import echo, edge
+from compose.errors import EXIT_INVALID
+
+
+class Fmt(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan_cmd)
+    app.command("models")(models_cmd)
+    app.command("gpus")(gpus_cmd)
+
+
+@edge
+def plan_cmd(
+    model: str = typer.Argument(..., help="Catalog slug (see `compose models`), a config.json, or a directory holding one."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="Catalog GPU (see `compose gpus`)."),
+    gpu_memory_gib: Optional[float] = typer.Option(None, "--gpu-memory-gib", help="Total GiB of another GPU, as CUDA reports it."),
+    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", "-tp", help="Default: the smallest that fits on one node."),
+    gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization", help="Fraction of each GPU vLLM may use."),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", help="Default: the model's context length."),
+    max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens", help="Default: vLLM's for the GPU."),
+    max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help="Default: vLLM's, capped by the KV cache."),
+    kv_cache_dtype: str = typer.Option("auto", "--kv-cache-dtype", help="auto or fp8."),
+    gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", help="Default: from the GPU catalog."),
+    prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", help="Request profile: prompt length (default 1024)."),
+    output_tokens: Optional[int] = typer.Option(None, "--output-tokens", help="Request profile: max output tokens (default 256)."),
+    target_rps: Optional[float] = typer.Option(None, "--target-rps", help="Requests per second to size replicas for."),
+    spot_notice_seconds: Optional[int] = typer.Option(None, "--spot-notice-seconds", help="Fit the drain in this preemption notice."),
+    vllm_version: Optional[str] = typer.Option(None, "--vllm-version", help="vLLM version to model (default 0.33.0)."),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json."),
+) -> None:
+    """Size a vLLM deployment: TP, KV cache, batch limits, budgets, resources.
+
+    \b
+    Examples:
+      compose plan llama-3.1-70b --gpu h100-80gb
+      compose plan ./my-model/config.json --gpu-memory-gib 79.18 --tensor-parallel-size 2 --format json
+      compose plan llama-3.1-8b --gpu l4 --max-model-len 8192 --target-rps 5
+
+    Exit code 2 when the model does not fit (JSON still printed with fits=false).
+    """
+    from compose import planner
+
+    given = dict(
+        model=model, gpu=gpu, gpu_memory_gib=gpu_memory_gib, tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, kv_cache_dtype=kv_cache_dtype,
+        gpus_per_node=gpus_per_node, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+        target_rps=target_rps, spot_notice_seconds=spot_notice_seconds, vllm_version=vllm_version,
+    )
+    req = planner.PlanRequest(**{k: v for k, v in given.items() if v is not None})
+    if fmt is Fmt.json:
+        result = planner.plan(req)
+        echo(json.dumps(result.to_dict(), indent=2))
+        if not result.fits:
+            raise typer.Exit(EXIT_INVALID)
+        return
+    echo(format_plan(planner.plan_or_raise(req)))
+
+
+def format_plan(result) -> str:
+    """The plan as a table: figure, value, and how it was derived."""
+    skip = {"request", "explanations"}
+    rows = [(f.name, _cell(getattr(result, f.name))) for f in dataclasses.fields(result) if f.name not in skip]
+    width = max(len(k) for k, _ in rows)
+    value_width = min(45, max(len(v) for _, v in rows))
+    head = (f"{result.model} on {result.gpu}: vLLM {result.vllm_version} ({result.engine}), "
+            f"TP {result.tensor_parallel_size}, {'fits' if result.fits else 'does not fit'}")
+    lines = [head, "", f"{'figure'.ljust(width)}  {'value'.ljust(value_width)}  how it was derived"]
+    for key, value in rows:
+        lines.append(f"{key.ljust(width)}  {value.ljust(value_width)}  {result.explanations.get(key, '')}")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@edge
+def models_cmd(fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json.")) -> None:
+    """List the model catalog: slug, repository, size, context, quantization.
+
+    \b
+    Example:
+      compose models
+      compose models --format json
+    """
+    from compose import catalog, planner
+
+    rows = []
+    for entry in catalog.models():
+        arch = entry.architecture()
+        rows.append({
+            "slug": entry.slug, "hf_repo": entry.hf_repo, "revision": entry.revision,
+            "revision_pinned": entry.revision_pinned, "gated": entry.gated,
+            "context_length": arch.context_length, "params_b": round(planner.param_count(arch) / 1e9, 2),
+            "weights_gib": round(planner.weight_tally(arch, 1, runtime=False).bytes / planner.GIB, 2),
+            "quantization": arch.quantization.method if arch.quantization else None,
+            "moe": arch.is_moe,
+        })
+    if fmt is Fmt.json:
+        echo(json.dumps(rows, indent=2))
+        return
+    columns = ("slug", "hf_repo", "params_b", "weights_gib", "context_length", "quantization", "gated")
+    echo(_table(columns, rows))
+
+
+@edge
+def gpus_cmd(fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json.")) -> None:
+    """List the GPU catalog: memory as CUDA reports it, bandwidth, cloud offerings.
+
+    \b
+    Example:
+      compose gpus
+      compose gpus --format json
+    """
+    from compose import catalog
+
+    rows = []
+    for gpu in catalog.gpus():
+        offered = gpu.clouds()
+        rows.append({
+            "name": gpu.name, "aliases": list(gpu.aliases), "memory_gib": gpu.memory_gib,
+            "bandwidth_gbps": gpu.bandwidth_gbps, "bf16_tflops": gpu.tflops.get("bf16"),
+            "fp8_tflops": gpu.tflops.get("fp8"), "gpus_per_node": gpu.gpus_per_node,
+            "gke_accelerator": gpu.gke_accelerator, "karpenter_gpu_name": gpu.karpenter_gpu_name,
+            "gke": offered["gke"], "eks": offered["eks"], "aks": offered["aks"],
+        })
+    if fmt is Fmt.json:
+        echo(json.dumps(rows, indent=2))
+        return
+    flat = [{**r, "gke": r["gke_accelerator"] or "-", "eks": r["karpenter_gpu_name"] or "-",
+             "aks": ", ".join(r["aks"]) or "-"} for r in rows]
+    columns = ("name", "memory_gib", "bandwidth_gbps", "bf16_tflops", "fp8_tflops", "gpus_per_node", "gke", "eks", "aks")
+    echo(_table(columns, flat))
+
+
+def _table(columns: tuple[str, ...], rows: list[dict]) -> str:
+    cells = [[_cell(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,205 @@
+"""The model and GPU catalogs, and reading config.json files."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from compose import catalog, planner
+from compose.errors import ConfigError, InvalidInput, UnknownGPU, UnknownModel
+
+REQUIRED_MODELS = {
+    "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b-fp8", "llama-3.3-70b", "mistral-7b", "mixtral-8x7b",
+    "qwen2.5-7b", "qwen2.5-32b", "qwen2.5-72b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b",
+    "gemma-2-9b", "gemma-2-27b", "deepseek-r1-distill-qwen-32b",
+}
+REQUIRED_GPUS = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "l40s", "l4", "a10g", "t4", "mi300x", "rtx-4090"}
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_model_catalog_has_the_required_models():
+    slugs = {m.slug for m in catalog.models()}
+    assert len(slugs) >= 15 and REQUIRED_MODELS <= slugs
+    quantized = {m.slug for m in catalog.models() if m.architecture().quantization}
+    assert {"llama-3.3-70b-fp8", "llama-3.1-70b-awq"} <= quantized
+
+
+def test_every_model_entry_is_complete_and_sourced():
+    repos = set()
+    for m in catalog.models():
+        assert re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", m.slug), m.slug
+        assert m.hf_repo not in repos
+        repos.add(m.hf_repo)
+        if m.revision_pinned:
+            assert re.fullmatch(r"[0-9a-f]{40}", m.revision), m.slug
+        for fact in ("config", "revision", "gated", "published_params_b"):
+            assert m.source.get(fact), (m.slug, fact)
+        assert m.source["config"].startswith(f"https://huggingface.co/{m.hf_repo}/")
+
+
+def test_context_length_is_what_the_config_derives():
+    for m in catalog.models():
+        assert m.architecture().context_length == m.context_length, m.slug
+
+
+def test_parameter_counts_match_the_model_cards():
+    # published_params_b comes from the model cards; the count from the architecture
+    for m in catalog.models():
+        counted = planner.param_count(m.architecture()) / 1e9
+        assert counted == pytest.approx(m.published_params_b, rel=0.02), m.slug
+
+
+def test_lookup_by_slug_or_repo_and_unknown():
+    assert catalog.get_model("LLAMA-3.1-8B").hf_repo == "meta-llama/Llama-3.1-8B-Instruct"
+    assert catalog.get_model("meta-llama/llama-3.1-8b-instruct").slug == "llama-3.1-8b"
+    with pytest.raises(UnknownModel) as err:
+        catalog.get_model("gpt-5")
+    assert str(err.value) == "unknown model 'gpt-5'; run `compose models` to list the catalog"
+
+
+def test_config_for_is_a_copy_and_a_valid_config():
+    cfg = catalog.config_for("qwen2.5-7b")
+    cfg["hidden_size"] = 1
+    assert catalog.config_for("qwen2.5-7b")["hidden_size"] == 3584
+
+
+def test_405b_ignore_list_expands_to_the_checkpoint_list():
+    qc = catalog.config_for("llama-3.1-405b-fp8")["quantization_config"]
+    names = qc["modules_to_not_convert"]
+    # lm_head + 126 layers x 4 attention projections + 2 layers x 3 MLP projections
+    assert len(names) == 1 + 126 * 4 + 2 * 3 == 511
+    assert "model.layers.125.self_attn.v_proj" in names and "model.layers.0.mlp.gate_proj" in names
+
+
+def test_expand_braces():
+    assert catalog.expand_braces("a.{0..2}.{x,y}") == ["a.0.x", "a.0.y", "a.1.x", "a.1.y", "a.2.x", "a.2.y"]
+    assert catalog.expand_braces("lm_head") == ["lm_head"]
+
+
+# --------------------------------------------------------------------------- config.json
+
+
+def _write(tmp_path, cfg, name="config.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(cfg) if not isinstance(cfg, str) else cfg)
+    return path
+
+
+def test_resolve_config_file_and_directory(tmp_path):
+    cfg = catalog.config_for("mistral-7b")
+    _write(tmp_path, cfg)
+    by_file = catalog.resolve_model(str(tmp_path / "config.json"))
+    by_dir = catalog.resolve_model(str(tmp_path))
+    assert by_file.arch == by_dir.arch == catalog.get_model("mistral-7b").architecture()
+    assert by_file.revision is None and by_file.hf_repo == tmp_path.name
+    cfg["_name_or_path"] = "mistralai/Mistral-7B-Instruct-v0.3"
+    _write(tmp_path, cfg)
+    assert catalog.resolve_model(str(tmp_path)).served_model_name == "mistralai/Mistral-7B-Instruct-v0.3"
+    cfg["_name_or_path"] = "/home/me/checkpoints/run-7"  # a local path is not a repo id
+    _write(tmp_path, cfg)
+    assert catalog.resolve_model(str(tmp_path)).hf_repo == tmp_path.name
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "malformed JSON"),
+        ("[1, 2]", "JSON object"),
+        ({"hidden_size": 64}, "missing 'num_hidden_layers'"),
+        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": "4"}, "'num_attention_heads' must be a positive integer"),
+        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 3,
+          "vocab_size": 10, "intermediate_size": 8, "max_position_embeddings": 16}, "not a multiple"),
+        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10,
+          "intermediate_size": 8}, "context length"),
+        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10,
+          "intermediate_size": 8, "max_position_embeddings": 16,
+          "quantization_config": {"quant_method": "bitsandbytes"}}, "unsupported quantization method 'bitsandbytes'"),
+        ({"model_type": "deepseek_v3", "kv_lora_rank": 512}, "latent attention"),
+        ({"model_type": "llava", "text_config": {}, "vision_config": {}}, "multimodal"),
+        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 8,
+          "max_position_embeddings": 16, "layer_types": ["full_attention", "linear_attention"]}, "linear_attention"),
+    ],
+)
+def test_bad_configs_are_one_line_config_errors(tmp_path, content, message):
+    path = _write(tmp_path, content)
+    with pytest.raises(ConfigError) as err:
+        catalog.resolve_model(str(path))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_paths(tmp_path):
+    with pytest.raises(ConfigError, match="no config.json"):
+        catalog.resolve_model(str(tmp_path))
+    with pytest.raises(ConfigError, match="no such file"):
+        catalog.resolve_model(str(tmp_path / "nope" / "config.json"))
+
+
+def test_rope_scaling_and_sliding_window_rules():
+    base = {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 10,
+            "intermediate_size": 8, "max_position_embeddings": 32768}
+    yarn = catalog.parse_config({**base, "rope_scaling": {"rope_type": "yarn", "factor": 4.0,
+                                                          "original_max_position_embeddings": 32768}})
+    assert yarn.context_length == 131072
+    llama3 = catalog.parse_config({**base, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}})
+    assert llama3.context_length == 32768
+    qwen_off = catalog.parse_config({**base, "model_type": "qwen2", "sliding_window": 4096, "use_sliding_window": False})
+    assert qwen_off.sliding_layers == 0
+    mistral_v01 = catalog.parse_config({**base, "sliding_window": 4096})
+    assert mistral_v01.sliding_layers == 4
+    assert catalog.parse_config({**base, "sliding_window": 32768}).sliding_layers == 0  # window >= context
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+def test_gpu_catalog_has_the_required_gpus_with_cuda_totals():
+    names = {g.name for g in catalog.gpus()}
+    assert REQUIRED_GPUS <= names
+    # vllm-facts.md §8: totals as CUDA reports them
+    assert catalog.get_gpu("h100-80gb").memory_gib == 79.18
+    assert catalog.get_gpu("h200").memory_gib == 139.72
+    for gpu in catalog.gpus():
+        assert gpu.bandwidth_gbps > 0 and gpu.gpus_per_node >= 1
+        assert gpu.source.get("memory_gib") and gpu.source.get("bandwidth_gbps")
+
+
+def test_aliases_and_unknown_gpu():
+    assert catalog.get_gpu("H100").name == "h100-80gb"
+    assert catalog.get_gpu("24gb").name == "rtx-4090"
+    with pytest.raises(UnknownGPU, match="run `compose gpus`"):
+        catalog.get_gpu("v100")
+
+
+def test_clouds_lists_node_shapes_and_empty_lists_for_gpus_not_offered():
+    assert catalog.get_gpu("a10g").clouds()["gke"] == []
+    assert catalog.get_gpu("l4").clouds()["aks"] == []
+    assert catalog.get_gpu("mi300x").clouds()["eks"] == []
+    assert catalog.get_gpu("rtx-4090").clouds() == {"gke": [], "eks": [], "aks": []}
+    assert "p5.48xlarge" in catalog.get_gpu("h100-80gb").clouds()["eks"]
+    assert {g.name for g in catalog.gpus_for_cloud("gke")} >= {"l4", "h100-80gb", "t4"}
+    assert "a10g" not in {g.name for g in catalog.gpus_for_cloud("gke")}
+    assert "rtx-4090" in {g.name for g in catalog.gpus_for_cloud("k3s")}
+    with pytest.raises(InvalidInput, match="unknown cloud"):
+        catalog.gpus_for_cloud("azure")
+
+
+def test_node_label_values():
+    h100 = catalog.get_gpu("h100-80gb")
+    assert h100.node_label_value("gke", 4) == "nvidia-h100-80gb"
+    assert h100.node_label_value("eks", 8) == "h100"
+    assert catalog.get_gpu("a100-80gb").node_label_value("aks", 2) == "Standard_NC48ads_A100_v4"
+    assert h100.node_label_value("k3s", 1) is None
+    with pytest.raises(InvalidInput, match="no node with 8 t4"):
+        catalog.get_gpu("t4").node_label_value("gke", 8)
+
+
+def test_custom_gpu_is_conservative():
+    gpu = catalog.custom_gpu(40.0)
+    assert gpu.custom and gpu.memory_gib == 40.0
+    assert gpu.bandwidth_gbps == min(g.bandwidth_gbps for g in catalog.gpus())
+    assert gpu.dense_tflops("bf16") is None

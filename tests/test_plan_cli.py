@@ -1,0 +1,126 @@
+"""`compose plan`, `compose models`, `compose gpus` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from compose import catalog
+from compose.cli import app
+from compose.errors import EXIT_INVALID
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_plan_table_picks_a_tp_that_fits_and_explains_every_number():
+    res = run("plan", "llama-3.1-70b", "--gpu", "h100-80gb")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("llama-3.1-70b on h100-80gb") and "TP 4, fits" in lines[0]
+    rows = {line.split()[0]: line for line in lines[3:] if line.strip()}
+    for key in ("tensor_parallel_size", "kv_cache_gib_per_gpu", "kv_cache_tokens", "max_num_seqs",
+                "startup_budget_seconds", "termination_grace_period_seconds", "keda_queue_threshold"):
+        assert key in rows, key
+        assert len(rows[key].split()) > 2, f"{key} has no explanation"
+
+
+def test_plan_json_for_a_config_path(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(catalog.config_for("qwen2.5-32b")))
+    res = run("plan", str(tmp_path / "config.json"), "--gpu-memory-gib", "79.18",
+              "--tensor-parallel-size", "2", "--format", "json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["tensor_parallel_size"] == 2 and d["fits"] is True
+    assert d["gpu"] == "custom" and d["request"]["gpu_memory_gib"] == 79.18
+    assert d["revision"] is None and d["model_dir"] == f"/models/{tmp_path.name}"
+
+
+def test_not_fitting_table_is_one_line_on_stderr_exit_2():
+    res = run("plan", "llama-3.1-70b", "--gpu", "h100-80gb", "--tensor-parallel-size", "1")
+    assert res.exit_code == EXIT_INVALID
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "--tensor-parallel-size (4 fits)" in lines[0]
+
+
+def test_not_fitting_json_prints_the_plan_and_exits_2():
+    res = run("plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--format", "json")
+    assert res.exit_code == EXIT_INVALID
+    d = json.loads(res.stdout)
+    assert d["fits"] is False and "--max-model-len" in d["reason"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("plan", "no-such-model", "--gpu", "l4"), "unknown model 'no-such-model'"),
+        (("plan", "llama-3.1-8b", "--gpu", "v100"), "unknown GPU 'v100'"),
+        (("plan", "llama-3.1-70b", "--gpu", "h100-80gb", "--tensor-parallel-size", "3"), "does not divide"),
+        (("plan", "llama-3.1-8b", "--gpu", "l4", "--max-model-len", "-5"), "--max-model-len must be a positive integer"),
+        (("plan", "llama-3.1-8b", "--gpu", "l4", "--output-tokens", "0"), "--output-tokens"),
+        (("plan", "llama-3.1-8b"), "--gpu"),
+        (("plan", "./missing/config.json", "--gpu", "l4"), "no such file"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, needle):
+    res = run(*args)
+    assert res.exit_code == EXIT_INVALID
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_malformed_config_json(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text('{"hidden_size": 64,')
+    res = run("plan", str(bad), "--gpu-memory-gib", "79.18")
+    assert res.exit_code == EXIT_INVALID
+    assert res.stderr.startswith("error: ") and "malformed JSON" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_every_command_help_has_an_example():
+    for cmd in ("plan", "models", "gpus"):
+        res = run(cmd, "--help")
+        assert res.exit_code == 0 and "Example" in res.stdout, cmd
+
+
+def test_models_and_gpus_list_the_catalogs():
+    models = run("models")
+    assert models.exit_code == 0 and "llama-3.1-405b-fp8" in models.stdout
+    listed = json.loads(run("models", "--format", "json").stdout)
+    assert {m["slug"] for m in listed} == {m.slug for m in catalog.models()}
+    gpus = json.loads(run("gpus", "--format", "json").stdout)
+    l4 = next(g for g in gpus if g["name"] == "l4")
+    assert l4["gke_accelerator"] == "nvidia-l4" and l4["aks"] == []
+    assert "h100-80gb" in run("gpus").stdout
+
+
+STANDARD_CONFIGS = {
+    "llama": {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22,
+              "num_attention_heads": 32, "num_key_value_heads": 4, "vocab_size": 32000,
+              "max_position_embeddings": 2048, "torch_dtype": "bfloat16"},
+    "qwen2": catalog.config_for("qwen2.5-7b"),
+    "mixtral": catalog.config_for("mixtral-8x7b"),
+    "gemma2": catalog.config_for("gemma-2-9b"),
+    "gpt_neox": {"model_type": "gpt_neox", "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 32,
+                 "num_attention_heads": 32, "vocab_size": 50304, "max_position_embeddings": 2048,
+                 "rotary_pct": 0.25, "torch_dtype": "float16"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(STANDARD_CONFIGS))
+def test_any_standard_decoder_config_plans_as_json(tmp_path, name):
+    (tmp_path / "config.json").write_text(json.dumps(STANDARD_CONFIGS[name]))
+    res = run("plan", str(tmp_path / "config.json"), "--gpu-memory-gib", "79.18", "--tensor-parallel-size", "2",
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["fits"] is True and d["tensor_parallel_size"] == 2 and d["kv_cache_tokens"] > 0

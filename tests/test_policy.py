@@ -1,0 +1,176 @@
+"""Each policy invariant rejects a fixture overlay that breaks exactly that invariant.
+
+Fixtures live in tests/fixtures/broken/<case>/: a kustomization over
+../../../../base/vllm (plus a cloud/spot component where the rule needs one) and
+one patch-broken.yaml. tests/ is excluded from the repository-wide discovery in
+test_manifests.py, so these never count as deployable builds.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from compose import policy
+from helpers_kube import FIXTURES, REPO, build, build_many, require_kubectl
+
+README_OK = "# x\n\n## Single replica\n\nOne replica, minAvailable 0: a drain restarts the model.\n"
+
+# case -> (rule id, a fragment of the field, fragments the problem must contain)
+CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "memory-request-below-limit": ("memory-requests-equal-limits", "initContainers[download-weights].resources",
+                                   ("memory request 2Gi differs from the limit 4Gi",)),
+    "cpu-request-missing": ("cpu-requests", "requests.cpu", ("requests no CPU",)),
+    "gpu-request-differs": ("gpu-requests-equal-limits-and-tp", "containers[vllm].resources",
+                            ("nvidia.com/gpu request (1) and limit (2) differ",)),
+    "gpu-not-tensor-parallel": ("gpu-requests-equal-limits-and-tp", "limits.nvidia.com/gpu",
+                                ("--tensor-parallel-size=2", "fails to start")),
+    "startup-budget-below-floor": ("startup-budget", "startupProbe", ("startup budget 100 s", "300 s")),
+    "startup-budget-below-estimate": ("startup-budget", "startupProbe",
+                                      ("startup budget 250 s", "900 s", "load-seconds-estimate")),
+    "overlay-without-estimate": ("startup-budget", "load-seconds-estimate", ("no load-time estimate",)),
+    "grace-below-drain": ("grace-period", "terminationGracePeriodSeconds", ("40 < preStop 15 s + --shutdown-timeout", "the kubelet SIGKILLs vLLM")),
+    "grace-without-margin": ("grace-period", "terminationGracePeriodSeconds", ("leaves 0 s", "margin")),
+    "shutdown-timeout-missing": ("shutdown-timeout", "containers[vllm].args", ("no --shutdown-timeout",)),
+    "scaledobject-target-missing": ("scaledobject-target", "spec.scaleTargetRef", ("vllm-server names no Deployment",)),
+    "keda-query-not-aggregated": ("keda-query", "metadata.query", ("does not aggregate",)),
+    "keda-query-wrong-model": ("keda-query", "metadata.query", ('model_name="llama-3.1-8b"', "returns nothing")),
+    "keda-query-model-label": ("keda-query", "metadata.query", ("does not filter on model_name",)),
+    "keda-metric-type-value": ("keda-query", "metricType", ("metricType is Value",)),
+    "keda-ignore-null-values": ("keda-query", "ignoreNullValues", ("reads as 0",)),
+    "keda-min-above-max": ("keda-min-max", "minReplicaCount", ("minReplicaCount 3 > maxReplicaCount 1",)),
+    "model-dir-mismatch": ("model-path", "env[MODEL_DIR]", ("writes the weights to /models/Llama-3.1-8B-Instruct",)),
+    "hf-hub-offline-missing": ("model-path", "containers[vllm].env", ("HF_HUB_OFFLINE=1",)),
+    "hf-token-inline": ("hf-token-secret", "env[HF_TOKEN]", ("inline",)),
+    "image-latest": ("image-tags", "containers[vllm].image", ("floating tag :latest",)),
+    "image-untagged": ("image-tags", "initContainers[download-weights].image", ("has no tag",)),
+    "removed-flag": ("vllm-flags", "args", ("--swap-space was removed",)),
+    "unknown-flag": ("vllm-flags", "args", ("--max-num-seq is not a `vllm serve` flag",)),
+    "probe-timeout-short": ("probe-timeouts", "readinessProbe.timeoutSeconds", ("timeoutSeconds is 1",)),
+    "replicas-under-keda": ("no-replicas-under-keda", "spec.replicas", ("KEDA owns scale",)),
+    "pdb-blocks-drain": ("pdb-vs-min-replicas", "minAvailable", ("keeps 1 of 1 pods", "drain hangs")),
+    "pdb-if-healthy-budget": ("pdb-unhealthy-eviction", "unhealthyPodEvictionPolicy", ("IfHealthyBudget",)),
+    "dev-shm-unbounded": ("dev-shm", "volumes[dshm].emptyDir.sizeLimit", ("no sizeLimit",)),
+    "service-links-on": ("service-links", "enableServiceLinks", ("VLLM_PORT",)),
+    "rolling-max-unavailable": ("rolling-update", "maxUnavailable", ("maxUnavailable is 1",)),
+    "spot-grace-over-notice": ("spot-drain", "terminationGracePeriodSeconds", ("150 exceeds eks's 120 s",)),
+    "runtime-class-on-eks": ("runtime-class", "runtimeClassName", ('RuntimeClass "nvidia" not found',)),
+    "runtime-class-missing-on-k3s": ("runtime-class", "runtimeClassName", ("unset on k3s",)),
+    "rwo-cache-on-gke": ("rwo-cache-only-on-k3s", "spec.accessModes", ("ReadWriteOnce on gke", "Multi-Attach")),
+    "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
+}
+
+
+@pytest.fixture(scope="module")
+def builds():
+    require_kubectl()
+    dirs = [FIXTURES / "broken" / case for case in CASES]
+    out = build_many(dirs)
+    return {case: out[str(FIXTURES / "broken" / case)] for case in CASES}
+
+
+def test_every_fixture_has_a_case_and_every_rule_a_fixture():
+    on_disk = {p.name for p in (FIXTURES / "broken").iterdir() if p.is_dir()}
+    assert on_disk == set(CASES), on_disk ^ set(CASES)
+    assert {rule for rule, _, _ in CASES.values()} == set(policy.RULES)
+
+
+def test_the_base_passes_every_rule():
+    findings = policy.check_policy(build(str(REPO / "base/vllm")).docs, "base/vllm", README_OK)
+    assert findings == []
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_policy_rejects_broken_fixture(case, builds):
+    rule, field, fragments = CASES[case]
+    rendered = builds[case]
+    assert not isinstance(rendered, Exception), f"fixture {case} does not build: {rendered}"
+    findings = policy.check_policy(rendered.docs, f"tests/fixtures/broken/{case}", README_OK)
+    matching = [f for f in findings if field in f.field and all(x in f.problem for x in fragments)]
+    assert matching, f"{case}: expected a finding on *{field}* with {fragments}; got:\n" + "\n".join(map(str, findings))
+    # The fixture breaks one thing: nothing else is reported ...
+    assert all(field in f.field for f in findings), "\n".join(map(str, findings))
+    # ... and it is the named rule that catches it, with a fix to apply.
+    assert policy.check_policy(rendered.docs, case, README_OK, rules=[rule])
+    assert all(f.fix and f.check == "policy" and f.obj != "-" for f in matching)
+
+
+def test_single_replica_needs_the_readme_trade_off():
+    docs = build(str(REPO / "base/vllm")).docs
+    findings = policy.check_policy(docs, "base/vllm", readme_text=None)
+    assert [f.field for f in findings] == ["spec.minAvailable"]
+    assert "single-replica trade-off" in findings[0].problem and "Single replica" in findings[0].fix
+    assert policy.check_policy(docs, "base/vllm", "## Single-replica deployments\n...") == []
+    assert policy.check_policy(docs, "overlays/x", "See [the trade-off](../../base/README.md#single-replica).") == []
+    assert policy.check_policy(docs, "base/vllm", "We run a single replica.") != []  # prose is not the marker
+
+
+def test_findings_are_all_collected():
+    """Several broken things at once: every one is reported, not just the first."""
+    docs = build(str(REPO / "base/vllm")).docs
+    import copy
+
+    docs = copy.deepcopy(docs)
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    spec["enableServiceLinks"] = True
+    spec["containers"][0]["image"] = "vllm/vllm-openai:latest"
+    dep["spec"]["replicas"] = 3
+    rules = {f.field for f in policy.check_policy(docs, "x", README_OK)}
+    assert {"spec.template.spec.enableServiceLinks", "spec.replicas",
+            "spec.template.spec.containers[vllm].image"} <= rules
+
+
+def test_load_seconds_callable_overrides_the_annotation():
+    docs = build(str(REPO / "base/vllm")).docs
+    assert policy.check_policy(docs, "x", README_OK, load_seconds=lambda d: 200) == []
+    found = policy.check_policy(docs, "x", README_OK, load_seconds=lambda d: 700)
+    assert [f.field for f in found] == ["spec.template.spec.containers[vllm].startupProbe"]
+    assert "raise failureThreshold to at least 70" in found[0].fix
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("query, ok", [
+    ('sum(vllm:num_requests_waiting{model_name="m", namespace="n"})', True),
+    ('avg(vllm:num_requests_waiting{model_name="m"})', True),
+    ('sum(rate(vllm:request_success_total{model_name="m"}[1m]))', True),
+    ('vllm:num_requests_waiting{model_name="m"}', False),
+    ('sum by (pod) (vllm:num_requests_waiting{model_name="m"})', False),
+    ('sum(vllm:num_requests_waiting{model_name="m"}) by (pod)', False),
+    ('sum(vllm:num_requests_waiting{model_name="m"}) or vector(0)', False),
+    ('rate(vllm:x[1m])', False),
+])
+def test_query_shape(query, ok):
+    assert (policy.query_shape_problems(query) == []) is ok
+
+
+def test_parse_vllm_args_reads_every_form():
+    c = {"command": ["vllm", "serve"],
+         "args": ["/models/m", "--served-model-name", "name", "--tensor_parallel_size=4", "--enable-prefix-caching",
+                  "--max-model-len", "8192", "-tp", "2", "--seed", "-1"]}
+    a = policy.parse_vllm_args(c)
+    assert a.model == "/models/m"
+    assert a.first("--served-model-name") == "name"
+    assert a.flags["--tensor-parallel-size"] == ["4", "2"]  # the alias counts; last one wins
+    assert a.flags["--enable-prefix-caching"] == [None]
+    assert a.first("--seed") == "-1"
+    assert a.tokens == ["--served-model-name", "--tensor_parallel_size=4", "--enable-prefix-caching",
+                        "--max-model-len", "-tp", "--seed"]
+
+
+@pytest.mark.parametrize("text, value", [
+    ("32Gi", Fraction(32 * 2**30)), ("34359738368", Fraction(34359738368)), ("500m", Fraction(1, 2)),
+    ("1.5Gi", Fraction(3 * 2**29)), ("1e3", Fraction(1000)), (4, Fraction(4)), ("lots", None),
+])
+def test_parse_quantity(text, value):
+    assert policy.parse_quantity(text) == value
+
+
+def test_flag_list_is_the_pinned_release():
+    flags = policy.valid_flags("0.33.0")
+    assert {"--shutdown-timeout", "--max-num-queued-reqs", "--served-model-name"} <= flags
+    assert not set(policy.REMOVED_FLAGS) & flags
+    assert policy.valid_flags("0.0.1") is None
