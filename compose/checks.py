@@ -67,15 +67,28 @@ def check_directories(
                 Finding(source, "-", "kustomization.yaml", f"kustomize warned: {rendered.warnings}",
                         "use current kustomize fields only", "build")
             )
-        readme = directory / "README.md"
+        readme = nearest_readme(repo, directory)
         report.findings += validate.validate_core(rendered.docs, source, kube_versions=kube_versions)
         report.findings += validate.validate_custom(rendered.docs, source, crd_dir)
-        report.findings += _policy(rendered.docs, source, readme.read_text() if readme.exists() else None)
+        report.findings += _policy(rendered.docs, source, readme.read_text() if readme else None)
         if (directory / overlay.PLAN_FILE).exists():
             report.findings += plan_consistency(repo, directory, rendered.docs, source)
+        elif directory.resolve() == (Path(repo) / "base" / "vllm").resolve():
+            report.findings += base_consistency(repo, rendered.docs, source)
         report.findings.sort()
         reports.append(report)
     return reports
+
+
+def nearest_readme(repo: Path, directory: Path) -> Path | None:
+    """The README that documents a directory: its own, or the nearest one above it in the repo."""
+    repo = Path(repo).resolve()
+    for d in (Path(directory).resolve(), *Path(directory).resolve().parents):
+        if (d / "README.md").exists():
+            return d / "README.md"
+        if d == repo:
+            break
+    return None
 
 
 def _policy(docs, source, readme_text):
@@ -102,9 +115,6 @@ def plan_consistency(repo: Path, directory: Path, docs: list[dict], source: str)
     object (lists of named items are matched by name). A difference means the
     committed overlay no longer matches the plan: regenerate it.
     """
-    from compose import yamlio
-
-    findings: list[Finding] = []
     try:
         doc = overlay.load_plan_file(directory)
         opts = overlay.Options.from_inputs(doc["inputs"])
@@ -112,6 +122,24 @@ def plan_consistency(repo: Path, directory: Path, docs: list[dict], source: str)
     except ComposeError as err:
         return [Finding(source, "-", overlay.PLAN_FILE, f"cannot re-plan: {err}", "fix the recorded inputs", "plan")]
     prefix = (doc.get("overlay") or {}).get("name_prefix", "")
+    return compare_patches(fresh, prefix, docs, source, f"run `compose regen {fresh.name}` and review the diff")
+
+
+def base_consistency(repo: Path, docs: list[dict], source: str) -> list[Finding]:
+    """The base's numbers must be the planner's for its documented reference request."""
+    try:
+        fresh = overlay.generate(overlay.BASE_REFERENCE, repo)
+    except ComposeError as err:
+        return [Finding(source, "-", "-", f"cannot plan the base's reference request: {err}", "fix the catalog", "plan")]
+    fix = f"set the value in base/vllm to the planner's ({overlay.command_line(overlay.BASE_REFERENCE)})"
+    return compare_patches(fresh, "", docs, source, fix)
+
+
+def compare_patches(fresh: "overlay.Generated", prefix: str, docs: list[dict], source: str, fix: str) -> list[Finding]:
+    """Walk every patch of a freshly generated overlay against the rendered objects."""
+    from compose import yamlio
+
+    findings: list[Finding] = []
     index = {(d.get("kind"), (d.get("metadata") or {}).get("name")): d for d in docs}
     for fname, text in sorted(fresh.files.items()):
         if not fname.startswith("patch-"):
@@ -120,15 +148,15 @@ def plan_consistency(repo: Path, directory: Path, docs: list[dict], source: str)
             key = (patch["kind"], prefix + patch["metadata"]["name"])
             target = index.get(key)
             if target is None:
-                findings.append(Finding(source, f"{key[0]}/{key[1]}", "-", f"{fname} patches an object that was not rendered",
-                                        f"run `compose regen {fresh.name}`", "plan"))
+                findings.append(Finding(source, f"{key[0]}/{key[1]}", "-",
+                                        f"{fname} patches an object that was not rendered", fix, "plan"))
                 continue
             for path, want, got in _diff_leaves(patch, target):
                 if path.startswith("metadata.name"):
                     continue
                 findings.append(
                     Finding(source, obj_id(target), path, f"is {got!r}, a fresh plan gives {want!r} ({fname})",
-                            f"run `compose regen {fresh.name}` and review the diff", "plan")
+                            fix, "plan")
                 )
     return findings
 
@@ -148,6 +176,11 @@ def _diff_leaves(want: Any, got: Any, path: str = "") -> list[tuple[str, Any, An
         got_items = {x.get("name"): x for x in got} if isinstance(got, list) else {}
         for item in want:
             out += _diff_leaves(item, got_items.get(item["name"], _MISSING), f"{path}[{item['name']}]")
+        return out
+    if (isinstance(want, list) and isinstance(got, list) and len(want) == len(got)
+            and all(isinstance(x, dict) for x in want)):
+        for i, (w, g) in enumerate(zip(want, got)):
+            out += _diff_leaves(w, g, f"{path}[{i}]")
         return out
     if got is _MISSING:
         return [(path, want, None)]

@@ -42,8 +42,12 @@ def header(what: str, overlay: str) -> str:
     )
 
 
+_HTML_MARK = "<!-- " + GENERATED_MARK.removeprefix("# ")
+
+
 def is_generated(text: str) -> bool:
-    return text.startswith(GENERATED_MARK)
+    """True if the file still carries the generated header (YAML or Markdown form)."""
+    return text.startswith((GENERATED_MARK, _HTML_MARK))
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,13 @@ class Options:
         if unknown:
             raise InvalidInput(f"{PLAN_FILE}: unknown inputs {unknown}; remove them or upgrade compose")
         return cls(**inputs)
+
+
+# The request whose plan base/vllm carries (checked by `compose check --all` and
+# tests/test_base.py): Llama 3.1 8B on one L4 at an 8k context, no monitoring.
+BASE_REFERENCE = Options(
+    model="llama-3.1-8b", env="dev", cloud="k3s", gpu="l4", max_model_len=8192, monitoring=False, namespace="vllm"
+)
 
 
 @dataclass
@@ -534,7 +545,7 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         addon = "kubectl apply -k ../../base/nvidia-device-plugin   # once per cluster\n"
     comps = ", ".join(f"`{c.removeprefix(_COMPONENTS_PREFIX)}`" for c in components)
     return (
-        "<!-- " + GENERATED_MARK.lstrip("# ") + f" (README.md) for overlay {name}; run `compose regen {name}`. -->\n"
+        f"{_HTML_MARK} (README.md) for overlay {name}; run `compose regen {name}`. -->\n"
         f"# {name}\n\n"
         f"{plan['served_model_name']} on {plan['tensor_parallel_size']}× {plan['gpu']} "
         f"({opts.cloud}{', spot' if opts.spot else ''}), namespace `{namespace}`, "

@@ -73,6 +73,19 @@ def _str_representer(dumper, data: str):
 
 _Dumper.add_representer(str, _str_representer)
 
+# Keys that read best first, in this order; every other key is sorted.
+_FIRST = ("apiVersion", "kind", "metadata", "name")
+
+
+def _ordered_items(mapping: dict):
+    first = [k for k in _FIRST if k in mapping]
+    rest = sorted((k for k in mapping if k not in _FIRST), key=str)
+    return [(k, mapping[k]) for k in first + rest]
+
+
+def _dict_representer(dumper, data: dict):
+    return dumper.represent_mapping("tag:yaml.org,2002:map", _ordered_items(data))
+
 
 def _indented_lists(dumper):  # pragma: no cover - trivial
     return dumper
@@ -84,16 +97,28 @@ class _IndentDumper(_Dumper):
 
 
 def dump(obj: Any, sort_keys: bool = True) -> str:
-    """Dump one document with the project's fixed style."""
+    """Dump one document with the project's fixed style.
+
+    With `sort_keys`, mappings are sorted except that apiVersion, kind, metadata
+    and name come first, as people write Kubernetes objects.
+    """
+    dumper = _SortedDumper if sort_keys else _IndentDumper
     return yaml.dump(
         obj,
-        Dumper=_IndentDumper,
-        sort_keys=sort_keys,
+        Dumper=dumper,
+        sort_keys=False,
         default_flow_style=False,
         width=4096,
         allow_unicode=True,
         indent=2,
     )
+
+
+class _SortedDumper(_IndentDumper):
+    pass
+
+
+_SortedDumper.add_representer(dict, _dict_representer)
 
 
 def dump_all(objs: Iterable[Any], sort_keys: bool = True) -> str:

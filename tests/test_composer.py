@@ -156,6 +156,7 @@ def test_user_edits_to_kustomization_survive_regen(repo):
     # Idempotent: a second regen changes nothing and --check is clean.
     again = run("regen", "dev-llama-3-1-8b", repo=repo)
     assert "updated" not in again.output and "created" not in again.output
+    assert "kept" not in again.output  # every generated file is still recognised as ours
     assert k.read_text() == after
     assert run("regen", "dev-llama-3-1-8b", "--check", repo=repo).exit_code == 0
 
