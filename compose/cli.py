@@ -37,4 +37,18 @@ for _module in (plan, overlay, gitops):
 
 
 def main() -> None:
-    app(prog_name="compose")
+    """Console entry point: usage errors become one line too, like every other error."""
+    import sys
+
+    from typer._click import exceptions as click_exc
+
+    try:
+        code = app(prog_name="compose", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as err:
+        typer.echo(err.ctx.get_help() if err.ctx else str(err))
+        sys.exit(0)
+    except click_exc.UsageError as err:
+        command = err.ctx.command_path if err.ctx else "compose"
+        typer.echo(f"error: {err.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

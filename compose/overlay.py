@@ -148,14 +148,16 @@ def resolve_gpu(opts: Options) -> tuple[str, list[str]]:
                 f"choose one of: {', '.join(g.name for g in offered)}"
             )
         return gpu.name, []
-    tried = []
-    for gpu in sorted(catalog.gpus_for_cloud(cloud.name), key=lambda g: g.memory_gib):
+    fitting = []
+    for gpu in catalog.gpus_for_cloud(cloud.name):
         plan = planner.plan(_request(opts, gpu.name))
         if plan.fits:
-            return gpu.name, [f"--gpu not given: picked {gpu.name}, the smallest {cloud.name} GPU that fits"]
-        tried.append(gpu.name)
+            fitting.append((plan.tensor_parallel_size, gpu.memory_gib, gpu.name))
+    if fitting:
+        tp, _, name = min(fitting)
+        return name, [f"--gpu not given: picked {name} (TP {tp}), the {cloud.name} GPU that fits with the fewest, smallest GPUs"]
     raise InvalidInput(
-        f"{opts.model} fits none of the {cloud.name} GPUs ({', '.join(tried)}) at these settings; "
+        f"{opts.model} fits none of the {cloud.name} GPUs at these settings; "
         "pass --gpu with --tensor-parallel-size, a shorter --max-model-len, or a quantized model"
     )
 

@@ -335,3 +335,18 @@ def test_regen_replays_a_config_json_model_relative_to_the_repo(repo):
     inputs = overlay.load_plan_file(repo / "overlays" / "dev-custom")["inputs"]
     assert inputs["model"] == "models/custom/config.json"
     assert run("regen", "dev-custom", "--check", repo=repo).exit_code == 0
+
+
+def test_without_gpu_the_composer_picks_the_fewest_smallest_gpus_that_fit(repo):
+    from compose import catalog, planner
+
+    res = run("new-model", "llama-3.1-8b", "--cloud", "gke", "--max-model-len", "8192", repo=repo)
+    assert res.exit_code == 0, res.output
+    plan = overlay.load_plan_file(repo / "overlays" / "dev-llama-3-1-8b")["plan"]
+    assert f"picked {plan['gpu']}" in res.output
+    # No GKE GPU that fits needs fewer GPUs, or the same number with less memory.
+    for gpu in catalog.gpus_for_cloud("gke"):
+        other = planner.plan(planner.PlanRequest(model="llama-3.1-8b", gpu=gpu.name, max_model_len=8192))
+        if other.fits:
+            assert (other.tensor_parallel_size, gpu.memory_gib) >= (
+                plan["tensor_parallel_size"], catalog.get_gpu(plan["gpu"]).memory_gib)
