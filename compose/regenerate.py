@@ -45,6 +45,17 @@ def monitoring_files(root: Path, dry_run: bool) -> list[Change]:
     return apply(fileset, dry_run=dry_run)
 
 
+def publish(root: Path) -> list[Change]:
+    """After an overlay is added or changed: bring the recorded GitOps output up to date.
+
+    The Argo CD ApplicationSet finds new overlays by itself; the per-overlay Argo CD
+    Applications and Flux Kustomizations are files, so they are regenerated here.
+    """
+    from compose import gitops
+
+    return [c for c in gitops.regen_all(Path(root).resolve()) if c.status != UNCHANGED]
+
+
 def run(root: Path, name: str | None, all_: bool, *, check: bool = False, dry_run: bool = False) -> RegenResult:
     """Regenerate; with `check` nothing is written and the changes are the drift."""
     root = Path(root).resolve()

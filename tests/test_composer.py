@@ -350,3 +350,26 @@ def test_without_gpu_the_composer_picks_the_fewest_smallest_gpus_that_fit(repo):
         if other.fits:
             assert (other.tensor_parallel_size, gpu.memory_gib) >= (
                 plan["tensor_parallel_size"], catalog.get_gpu(plan["gpu"]).memory_gib)
+
+
+def test_new_model_brings_recorded_gitops_output_up_to_date(repo):
+    from compose import gitops
+
+    res = run("gitops", "flux", "--repo-url", "https://example.com/org/models.git", repo=repo)
+    assert res.exit_code == 0, res.output
+    res = run("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", repo=repo)
+    assert res.exit_code == 0, res.output
+    assert "flux/models/dev-llama-3-1-8b.yaml" in res.output
+    assert (repo / "flux" / "models" / "dev-llama-3-1-8b.yaml").exists()
+    assert gitops.regen_all(repo, check=True)  # nothing left to regenerate: no Drift raised
+
+
+def test_committed_repository_is_current():
+    """The reference overlays, monitoring component and GitOps trees are what compose writes today."""
+    from composer_helpers import REPO
+
+    res = run("regen", "--all", "--check", repo=REPO)
+    assert res.exit_code == 0, res.output
+    for name in ("prod-70b", "dev-8b"):
+        readme = (REPO / "overlays" / name / "README.md").read_text()
+        assert "compose new-model llama-3.1-" in readme and "--env" in readme

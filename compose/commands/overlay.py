@@ -103,6 +103,11 @@ def new_model(
     if dry_run:
         echo(result.diff() or "no changes")
     echo(result.report())
+    if not dry_run:
+        from compose import regenerate
+
+        for change in regenerate.publish(root):
+            echo(f"{change.status:<9} {change.path.relative_to(root)}")
     for note in result.generated.notes:
         echo(f"note: {note}")
     if not dry_run:
