@@ -87,10 +87,6 @@ def _dict_representer(dumper, data: dict):
     return dumper.represent_mapping("tag:yaml.org,2002:map", _ordered_items(data))
 
 
-def _indented_lists(dumper):  # pragma: no cover - trivial
-    return dumper
-
-
 class _IndentDumper(_Dumper):
     def increase_indent(self, flow=False, indentless=False):
         return super().increase_indent(flow, False)
