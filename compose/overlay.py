@@ -516,7 +516,7 @@ def command_line(opts: Options) -> str:
         ("--tensor-parallel-size", opts.tensor_parallel_size),
     ):
         if value is not None:
-            parts.append(f"{flag} {value}")
+            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
     if opts.spot:
         parts.append("--spot")
     if not opts.monitoring:
