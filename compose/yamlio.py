@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -66,8 +67,27 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+# Plain scalars that some YAML 1.1 reader (kustomize's Go YAML among them) takes
+# for a bool, null or number: `y`, `no`, `on`, `~`, `123`, `1e3`, `0x1f`, `.5`, ...
+_AMBIGUOUS = re.compile(
+    r"^(?:y|n|yes|no|on|off|true|false|null|~|"
+    r"[-+]?(?:\d[\d_]*)?\.?\d*(?:[eE][-+]?\d+)?|0x[0-9a-fA-F_]+|0o?[0-7_]+|[-+]?\.(?:inf|nan))$",
+    re.IGNORECASE,
+)
+
+
+def needs_quotes(value: str) -> bool:
+    """True if `value` must be quoted to stay a string for every YAML 1.1/1.2 reader."""
+    return value == "" or bool(_AMBIGUOUS.match(value))
+
+
 def _str_representer(dumper, data: str):
-    style = "|" if "\n" in data else None
+    if "\n" in data:
+        style = "|"
+    elif needs_quotes(data):
+        style = "'"
+    else:
+        style = None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
@@ -137,7 +157,25 @@ def roundtrip_load(text: str):
     return y.load(text)
 
 
+def quote_ambiguous(node):
+    """Wrap strings a YAML 1.1 reader would mistype in quotes, for ruamel round-trip dumps."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
+
+    if isinstance(node, dict):
+        for k in list(node):
+            node[k] = quote_ambiguous(node[k])
+        return node
+    if isinstance(node, list):
+        for i, v in enumerate(node):
+            node[i] = quote_ambiguous(v)
+        return node
+    if isinstance(node, str) and not isinstance(node, ScalarString) and needs_quotes(node):
+        return DoubleQuotedScalarString(node)
+    return node
+
+
 def roundtrip_dump(data) -> str:
+    data = quote_ambiguous(data)
     y = roundtrip()
     buf = io.StringIO()
     y.dump(data, buf)

@@ -372,3 +372,13 @@ def test_committed_repository_is_current():
     for name in ("prod-70b", "dev-8b"):
         readme = (REPO / "overlays" / name / "README.md").read_text()
         assert "compose new-model llama-3.1-" in readme and "--env" in readme
+
+
+@pytest.mark.parametrize("namespace", ["y", "no", "123", "1e3"])
+def test_names_that_yaml_would_mistype_stay_strings(repo, namespace):
+    """Found by the property test: `namespace: y` reads as a bool in kustomize's YAML 1.1."""
+    res = run("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--namespace", namespace, repo=repo)
+    assert res.exit_code == 0, res.output
+    docs = kustomize.build(repo / "overlays" / "dev-llama-3-1-8b").docs
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] == "Deployment"} == {namespace}
+    assert run("regen", "dev-llama-3-1-8b", "--check", repo=repo).exit_code == 0

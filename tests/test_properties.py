@@ -54,7 +54,7 @@ def repo(tmp_path_factory):
     return scratch_repo(tmp_path_factory.mktemp("prop"))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(__import__("os").environ.get("PROPERTY_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(o=options)
 def test_new_model_writes_a_valid_overlay_or_fails_cleanly(repo, o):
     outside_before = {k: v for k, v in snapshot(repo.parent).items() if not k.startswith("repo/overlays/")}
