@@ -448,65 +448,44 @@ def _app_metadata(name: str, role: str, wave: int | None = None) -> dict:
     return meta
 
 
-def argocd_models_appset(s: Settings, repo_root: Path, overlays: list[OverlayInfo]) -> dict:
-    template_spec = _app_spec(s, "{{.path.path}}", "{{.path.basename}}", ignore_replicas=True)
+def _appset(s: Settings, name: str, wave: int, directories: list[dict], app_name: str, role: str, spec: dict) -> dict:
+    """An ApplicationSet whose git generator makes one Application per directory."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ApplicationSet",
-        "metadata": {"name": f"{PROJECT}-models", "namespace": ARGOCD_NAMESPACE, "labels": PART_OF, "annotations": _wave(0)},
+        "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": PART_OF, "annotations": _wave(wave)},
         "spec": {
             "goTemplate": True,
             "goTemplateOptions": ["missingkey=error"],
-            "generators": [
-                {
-                    "git": {
-                        "repoURL": s.repo_url,
-                        "revision": s.revision,
-                        "directories": model_directories(repo_root, overlays),
-                    }
-                }
-            ],
+            "generators": [{"git": {"repoURL": s.repo_url, "revision": s.revision, "directories": directories}}],
             "template": {
                 "metadata": {
-                    "name": "{{.path.basename}}",
-                    "labels": {**PART_OF, "vllm-compose.io/role": "model"},
-                    "finalizers": ["resources-finalizer.argocd.argoproj.io"],
-                },
-                "spec": template_spec,
-            },
-        },
-    }
-
-
-def argocd_addons_appset(s: Settings) -> dict:
-    spec = _app_spec(s, "{{.path.path}}", ADDONS_NAMESPACE, ignore_replicas=False)
-    spec["syncPolicy"]["syncOptions"] = [o for o in SYNC_OPTIONS if o != "CreateNamespace=true"]
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "ApplicationSet",
-        "metadata": {"name": f"{PROJECT}-addons", "namespace": ARGOCD_NAMESPACE, "labels": PART_OF, "annotations": _wave(-1)},
-        "spec": {
-            "goTemplate": True,
-            "goTemplateOptions": ["missingkey=error"],
-            "generators": [
-                {
-                    "git": {
-                        "repoURL": s.repo_url,
-                        "revision": s.revision,
-                        "directories": [{"path": go_glob_escape(a)} for a in s.addons],
-                    }
-                }
-            ],
-            "template": {
-                "metadata": {
-                    "name": "addon-{{.path.basename}}",
-                    "labels": {**PART_OF, "vllm-compose.io/role": "addon"},
+                    "name": app_name,
+                    "labels": {**PART_OF, "vllm-compose.io/role": role},
                     "finalizers": ["resources-finalizer.argocd.argoproj.io"],
                 },
                 "spec": spec,
             },
         },
     }
+
+
+def _addon_spec(s: Settings, path: str) -> dict:
+    """An add-on's Application spec: into ADDONS_NAMESPACE (kube-system), without CreateNamespace."""
+    spec = _app_spec(s, path, ADDONS_NAMESPACE, ignore_replicas=False)
+    spec["syncPolicy"]["syncOptions"] = [o for o in SYNC_OPTIONS if o != "CreateNamespace=true"]
+    return spec
+
+
+def argocd_models_appset(s: Settings, repo_root: Path, overlays: list[OverlayInfo]) -> dict:
+    template_spec = _app_spec(s, "{{.path.path}}", "{{.path.basename}}", ignore_replicas=True)
+    return _appset(s, f"{PROJECT}-models", 0, model_directories(repo_root, overlays),
+                   "{{.path.basename}}", "model", template_spec)
+
+
+def argocd_addons_appset(s: Settings) -> dict:
+    return _appset(s, f"{PROJECT}-addons", -1, [{"path": go_glob_escape(a)} for a in s.addons],
+                   "addon-{{.path.basename}}", "addon", _addon_spec(s, "{{.path.path}}"))
 
 
 def argocd_model_application(s: Settings, info: OverlayInfo) -> dict:
@@ -526,8 +505,7 @@ def argocd_model_application(s: Settings, info: OverlayInfo) -> dict:
 
 
 def argocd_addon_application(s: Settings, path: str) -> dict:
-    spec = _app_spec(s, path, ADDONS_NAMESPACE, ignore_replicas=False)
-    spec["syncPolicy"]["syncOptions"] = [o for o in SYNC_OPTIONS if o != "CreateNamespace=true"]
+    spec = _addon_spec(s, path)
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": _app_metadata(_addon_name(path), "addon", -1), "spec": spec}
 
 

@@ -546,6 +546,11 @@ def _quantile(q: float, bucket: str) -> str:
     return f"histogram_quantile({q}, sum by (le) (rate({_dvllm(bucket)}[{RATE}])))"
 
 
+def _p50_p95(bucket: str) -> tuple[tuple[str, str], ...]:
+    """Panel targets: the p50 and p95 of a latency histogram, all pods together."""
+    return ((_quantile(0.5, bucket), "p50"), (_quantile(0.95, bucket), "p95"))
+
+
 def _dash_either(metric: str, matchers: dict, wrap: Callable[[str, bool], str]) -> str:
     """A dashboard query over an exporter that reports object labels (both layouts)."""
     return " or ".join(
@@ -633,19 +638,19 @@ def panels() -> list[Panel]:
         Panel(
             "Time to first token",
             f"p50 and p95 TTFT from the {m.TTFT_BUCKET} histogram, all pods together.",
-            ((_quantile(0.5, m.TTFT_BUCKET), "p50"), (_quantile(0.95, m.TTFT_BUCKET), "p95")),
+            _p50_p95(m.TTFT_BUCKET),
             unit="s",
         ),
         Panel(
             "Inter-token latency",
             f"p50 and p95 time between output tokens ({m.ITL_BUCKET}).",
-            ((_quantile(0.5, m.ITL_BUCKET), "p50"), (_quantile(0.95, m.ITL_BUCKET), "p95")),
+            _p50_p95(m.ITL_BUCKET),
             unit="s",
         ),
         Panel(
             "End-to-end latency",
             f"p50 and p95 request latency from arrival to last token ({m.E2E_BUCKET}).",
-            ((_quantile(0.5, m.E2E_BUCKET), "p50"), (_quantile(0.95, m.E2E_BUCKET), "p95")),
+            _p50_p95(m.E2E_BUCKET),
             unit="s",
         ),
         Panel(

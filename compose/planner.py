@@ -490,10 +490,9 @@ def valid_tp_sizes(arch: Architecture, limit: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class _Sizing:
-    """One tensor-parallel size evaluated against the GPU."""
+class _Memory:
+    """vLLM's per-GPU memory budget for one TP size, batched tokens and max_num_seqs."""
 
-    tp: int
     weights_gib: float
     activation_gib: float
     non_torch_gib: float
@@ -504,11 +503,20 @@ class _Sizing:
     kv_tokens: int
     max_concurrency: float
     profile_concurrency: int
+    holds_one: bool  # one max_model_len request fits beside the null block
+    headroom: bool
+
+
+@dataclass(frozen=True)
+class _Sizing(_Memory):
+    """One tensor-parallel size evaluated against the GPU: its memory budget
+    (headroom only when it also fits), the batch limits and the verdict."""
+
+    tp: int
     max_num_seqs: int
     max_num_batched_tokens: int
     default_max_num_seqs: int
     fits: bool
-    headroom: bool
     problem: str | None  # why it does not fit
 
 
@@ -632,13 +640,10 @@ def _size(ctx: _Context, tp: int) -> _Sizing:
     seqs = default_seqs if ctx.req.max_num_seqs else _consistent_max_num_seqs(ctx, tp, batched, default_seqs)
     mem = _memory(ctx, tp, batched, seqs or default_seqs)
     problem = _fit_problem(ctx, tp, mem)
+    budget = dataclasses.asdict(mem) | {"headroom": problem is None and mem.headroom}
     return _Sizing(
-        tp=tp, weights_gib=mem.weights_gib, activation_gib=mem.activation_gib, non_torch_gib=mem.non_torch_gib,
-        cuda_graph_gib=mem.cuda_graph_gib, kv_gib=mem.kv_gib, kv_bytes_per_token=mem.kv_bytes_per_token,
-        num_blocks=mem.num_blocks, kv_tokens=mem.kv_tokens, max_concurrency=mem.max_concurrency,
-        profile_concurrency=mem.profile_concurrency, max_num_seqs=seqs, max_num_batched_tokens=batched,
-        default_max_num_seqs=default_seqs, fits=problem is None, headroom=problem is None and mem.headroom,
-        problem=problem,
+        **budget, tp=tp, max_num_seqs=seqs, max_num_batched_tokens=batched,
+        default_max_num_seqs=default_seqs, fits=problem is None, problem=problem,
     )
 
 
@@ -658,22 +663,6 @@ def _consistent_max_num_seqs(ctx: _Context, tp: int, batched: int, default: int)
         else:
             hi = mid - 1
     return lo
-
-
-@dataclass(frozen=True)
-class _Memory:
-    weights_gib: float
-    activation_gib: float
-    non_torch_gib: float
-    cuda_graph_gib: float
-    kv_gib: float
-    kv_bytes_per_token: int
-    num_blocks: int
-    kv_tokens: int
-    max_concurrency: float
-    profile_concurrency: int
-    holds_one: bool  # one max_model_len request fits beside the null block
-    headroom: bool
 
 
 def _memory(ctx: _Context, tp: int, batched: int, seqs: int) -> _Memory:

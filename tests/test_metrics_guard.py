@@ -15,20 +15,11 @@ import pytest
 
 from compose import metrics as m
 from compose import monitoring as mon
+from helpers_monitoring import SAMPLE_PLAN
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED_DIRS = ("base", "components", "overlays", "argocd", "flux")
 SCANNED_SUFFIXES = (".yaml", ".yml", ".json")
-
-SAMPLE_PLAN = {
-    "served_model_name": "meta-llama/Llama-3.1-70B-Instruct",
-    "keda_queue_threshold": 16,
-    "startup_budget_seconds": 900,
-    "replica_throughput_rps": 2.5,
-    "max_num_seqs": 256,
-    "max_num_queued_reqs": 512,
-    "kv_cache_tokens": 300000,
-}
 
 
 def shipped_files() -> list[Path]:

@@ -14,20 +14,12 @@ from compose import monitoring as mon
 from compose.errors import InvalidInput
 from compose.validate import validate_core, validate_custom
 from conftest_prometheus import rendered, targets
+from helpers_monitoring import SAMPLE_PLAN
 
 REPO = Path(__file__).resolve().parents[1]
 COMPONENT = REPO / mon.COMPONENT_DIR
 
-PLAN = {
-    "served_model_name": "meta-llama/Llama-3.1-70B-Instruct",
-    "keda_queue_threshold": 16,
-    "startup_budget_seconds": 900,
-    "replica_throughput_rps": 2.5,
-    "max_num_seqs": 256,
-    "max_num_queued_reqs": 512,
-    "kv_cache_tokens": 300000,
-    "tensor_parallel_size": 4,  # extra keys are ignored
-}
+PLAN = {**SAMPLE_PLAN, "tensor_parallel_size": 4}  # extra keys are ignored
 
 
 @pytest.fixture

@@ -116,11 +116,8 @@ def models_cmd(fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or jso
             "quantization": arch.quantization.method if arch.quantization else None,
             "moe": arch.is_moe,
         })
-    if fmt is Fmt.json:
-        echo(json.dumps(rows, indent=2))
-        return
     columns = ("slug", "hf_repo", "params_b", "weights_gib", "context_length", "quantization", "gated")
-    echo(_table(columns, rows))
+    _echo_rows(fmt, rows, columns)
 
 
 @edge
@@ -144,13 +141,18 @@ def gpus_cmd(fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json.
             "gke_accelerator": gpu.gke_accelerator, "karpenter_gpu_name": gpu.karpenter_gpu_name,
             "gke": offered["gke"], "eks": offered["eks"], "aks": offered["aks"],
         })
-    if fmt is Fmt.json:
-        echo(json.dumps(rows, indent=2))
-        return
     flat = [{**r, "gke": r["gke_accelerator"] or "-", "eks": r["karpenter_gpu_name"] or "-",
              "aks": ", ".join(r["aks"]) or "-"} for r in rows]
     columns = ("name", "memory_gib", "bandwidth_gbps", "bf16_tflops", "fp8_tflops", "gpus_per_node", "gke", "eks", "aks")
-    echo(_table(columns, flat))
+    _echo_rows(fmt, rows, columns, table_rows=flat)
+
+
+def _echo_rows(fmt: Fmt, rows: list[dict], columns: tuple[str, ...], table_rows: list[dict] | None = None) -> None:
+    """`rows` as JSON, or `columns` of `table_rows` (default: `rows`) as a table."""
+    if fmt is Fmt.json:
+        echo(json.dumps(rows, indent=2))
+    else:
+        echo(_table(columns, rows if table_rows is None else table_rows))
 
 
 def _table(columns: tuple[str, ...], rows: list[dict]) -> str:
