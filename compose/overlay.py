@@ -21,13 +21,13 @@ from compose import clouds as clouds_mod
 from compose import kustomize, names, yamlio
 from compose.errors import InvalidInput, NotOurs, OverlayExists
 from compose.writer import CREATED, UNCHANGED, Change, FileSet, apply
+from compose.writer import report as writer_report
 
 PLAN_FILE = "compose-plan.yaml"
 KUSTOMIZATION = "kustomization.yaml"
 PLAN_API = "vllm-compose.io/v1alpha1"
 PLAN_KIND = "OverlayPlan"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
-KEPT = "kept"  # a hand-edited file compose leaves alone
 
 # KEDA: fall back after 3 failed polls of the 15 s default interval (the values of
 # KEDA's ScaledObject reference, https://keda.sh/docs/latest/reference/scaledobject-spec/);
@@ -661,12 +661,7 @@ class WriteResult:
     directory: Path
 
     def report(self) -> str:
-        lines = []
-        for c in self.changes:
-            lines.append(f"{c.status:<9} {os.path.relpath(c.path)}")
-        for p in self.kept:
-            lines.append(f"{KEPT:<9} {os.path.relpath(p)} (hand-edited: no generated header, left alone)")
-        return "\n".join(lines)
+        return writer_report(self.changes, Path.cwd(), self.kept)
 
     def diff(self) -> str:
         return "".join(c.diff() for c in self.changes if c.status != UNCHANGED)

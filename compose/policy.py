@@ -633,7 +633,7 @@ def _model_path(b: Build) -> None:
                 continue  # valueFrom: cannot be checked statically
             if target.rstrip("/") != model.rstrip("/"):
                 b.add(d, f, f"the init container writes the weights to {target} but vLLM loads {model}; vLLM "
-                      "finds no weights (and, offline, fails)", f"make MODEL_DIR and vLLM's first argument the same path")
+                      "finds no weights (and, offline, fails)", "make MODEL_DIR and vLLM's first argument the same path")
                 continue
             w, r = _volume_of(ic, target), _volume_of(c, model)
             if r is None:

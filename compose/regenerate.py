@@ -11,6 +11,7 @@ from pathlib import Path
 
 from compose import overlay
 from compose.writer import UNCHANGED, Change, FileSet, apply
+from compose.writer import report as writer_report
 
 
 @dataclass
@@ -28,12 +29,7 @@ class RegenResult:
         return "".join(c.diff(self.root) for c in self.drift)
 
     def report(self) -> str:
-        lines = []
-        for c in self.changes:
-            lines.append(f"{c.status:<9} {c.path.relative_to(self.root)}")
-        for p in self.kept:
-            lines.append(f"{overlay.KEPT:<9} {p.relative_to(self.root)} (hand-edited, left alone)")
-        return "\n".join(lines)
+        return writer_report(self.changes, self.root, self.kept)
 
 
 def monitoring_files(root: Path, dry_run: bool) -> list[Change]:

@@ -129,14 +129,20 @@ def apply(fileset: FileSet, dry_run: bool = False, check: bool = False) -> list[
     return changes
 
 
-def report(changes: list[Change], root: Path | None = None) -> str:
-    lines = []
-    for c in changes:
-        name = c.path
+KEPT = "kept"  # a file a person took over (no generated header): left alone
+
+
+def report(changes: list[Change], root: Path | None = None, kept: list[Path] = ()) -> str:
+    """One line per path: created / updated / unchanged / deleted / kept."""
+
+    def rel(path: Path) -> Path:
         if root is not None:
             try:
-                name = c.path.relative_to(Path(root).resolve())
+                return path.relative_to(Path(root).resolve())
             except ValueError:
                 pass
-        lines.append(f"{c.status:<9} {name}")
+        return path
+
+    lines = [f"{c.status:<9} {rel(c.path)}" for c in changes]
+    lines += [f"{KEPT:<9} {rel(p)} (hand-edited: no generated header, left alone)" for p in kept]
     return "\n".join(lines)
