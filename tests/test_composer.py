@@ -363,6 +363,15 @@ def test_new_model_brings_recorded_gitops_output_up_to_date(repo):
     assert gitops.regen_all(repo, check=True)  # nothing left to regenerate: no Drift raised
 
 
+def test_check_all_covers_every_kustomization_in_the_repository(crds):
+    from composer_helpers import REPO
+
+    res = run("check", "--all", "--crd-dir", str(crds), repo=REPO)
+    assert res.exit_code == 0, res.output
+    for d in ("base/vllm", "base/nvidia-device-plugin", "flux", "overlays/prod-70b", "overlays/dev-8b"):
+        assert f"PASS {d}\n" in res.stdout
+
+
 def test_committed_repository_is_current():
     """The reference overlays, monitoring component and GitOps trees are what compose writes today."""
     from composer_helpers import REPO

@@ -161,7 +161,7 @@ def build(
 @edge
 def check(
     overlay_name: Optional[str] = typer.Argument(None, metavar="[OVERLAY]", help="Overlay name or directory."),
-    all_: bool = typer.Option(False, "--all", help="Every overlay and base."),
+    all_: bool = typer.Option(False, "--all", help="Every kustomization: bases, overlays, the Flux tree."),
     kube_version: list[str] = typer.Option(
         ["1.30", "1.33"], "--kube-version", help="Kubernetes minor(s) to validate against; repeatable."
     ),
@@ -176,9 +176,13 @@ def check(
     from compose import checks, overlay
 
     root = _root(repo)
-    dirs = overlay.resolve_overlays(root, overlay_name, all_)
-    if all_:
-        dirs = [root / "base" / "vllm", *dirs]
+    if all_ and overlay_name is None:
+        from compose import kustomize
+
+        # Everything that builds: the bases, every overlay, the Flux tree.
+        dirs = [root / d for d in kustomize.discover(root)]
+    else:
+        dirs = overlay.resolve_overlays(root, overlay_name, all_)
     reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir)
     if fmt is Fmt.json:
         echo(json.dumps(checks.summary(reports), indent=2, sort_keys=True))
