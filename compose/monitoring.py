@@ -33,13 +33,9 @@ CONTAINER = "vllm"
 DASHBOARD_UID = "vllm-compose"
 DASHBOARD_FILE = "vllm-compose-dashboard.json"
 
-# The base's reference request (base/vllm/kustomization.yaml) and the base's own
-# namespace / replica bound (base/vllm/namespace.yaml, scaledobject.yaml). The
-# committed component is generated from these; tests/test_monitoring.py checks
-# the generated rule agrees with the rendered base ScaledObject.
-REFERENCE_REQUEST = {"model": "llama-3.1-8b", "gpu": "l4", "max_model_len": 8192}
-BASE_NAMESPACE = "vllm"
-BASE_MAX_REPLICAS = 1
+# The committed component is generated from the base's reference request
+# (`compose.overlay.BASE_REFERENCE`, see `reference_figures`); tests/test_monitoring.py
+# checks the generated rule agrees with the rendered base ScaledObject.
 
 # Fixed thresholds (not per overlay), with their reasons.
 KV_USAGE_THRESHOLD = 0.9  # issue 6; GIE's sample alert uses kv_cache_utilization > 0.9
@@ -58,7 +54,9 @@ ADMISSION_WINDOW_SECONDS = 5 * 60
 ADMISSION_FOR_SECONDS = 2 * 60
 KEDA_ERROR_WINDOW_SECONDS = 5 * 60
 KEDA_ERROR_FOR_SECONDS = 2 * 60
-# KEDA's defaults as the base sets them (base/vllm/scaledobject.yaml).
+# KEDA: poll every 15 s (KEDA's default) and fall back after 3 failed polls (the
+# value in KEDA's ScaledObject reference, https://keda.sh/docs/latest/reference/scaledobject-spec/).
+# The composer writes these into every ScaledObject; the alert rules use the same numbers.
 KEDA_POLLING_INTERVAL_SECONDS = 15
 KEDA_FAILURE_THRESHOLD = 3
 
@@ -891,10 +889,12 @@ def component_files(figures: AlertFigures | None = None) -> dict[str, str]:
 
 def reference_figures() -> AlertFigures:
     """Figures of the base's reference model: the one place the component's defaults come from."""
-    from compose import planner
+    from compose import overlay
 
-    plan = planner.plan_or_raise(planner.PlanRequest(**REFERENCE_REQUEST)).to_dict()
-    return AlertFigures.from_plan(plan, namespace=BASE_NAMESPACE, name_prefix="", max_replicas=BASE_MAX_REPLICAS)
+    ref = overlay.BASE_REFERENCE
+    plan, _ = overlay.make_plan(ref)
+    _, max_replicas, _ = overlay.replica_bounds(ref, plan)
+    return AlertFigures.from_plan(plan, namespace=ref.namespace, name_prefix="", max_replicas=max_replicas)
 
 
 # --------------------------------------------------------------------------- README

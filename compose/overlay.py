@@ -19,6 +19,7 @@ from typing import Any
 
 from compose import clouds as clouds_mod
 from compose import kustomize, names, yamlio
+from compose.monitoring import KEDA_FAILURE_THRESHOLD, KEDA_POLLING_INTERVAL_SECONDS
 from compose.errors import InvalidInput, NotOurs, OverlayExists
 from compose.writer import CREATED, UNCHANGED, Change, FileSet, apply
 from compose.writer import report as writer_report
@@ -29,11 +30,6 @@ PLAN_API = "vllm-compose.io/v1alpha1"
 PLAN_KIND = "OverlayPlan"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 
-# KEDA: fall back after 3 failed polls of the 15 s default interval (the values of
-# KEDA's ScaledObject reference, https://keda.sh/docs/latest/reference/scaledobject-spec/);
-# the alert rules are told the same numbers.
-KEDA_FALLBACK_FAILURES = 3
-KEDA_POLLING_INTERVAL_SECONDS = 15
 # Probe timeouts: at least 5 s, so a saturated server is not taken for dead
 # (scaleapi/llm-engine#255, llm-d/llm-d-benchmark#1734).
 PROBE_TIMEOUT_SECONDS = 5
@@ -306,7 +302,7 @@ def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
         "spec": {
             "minReplicaCount": lo,
             "maxReplicaCount": hi,
-            "fallback": {"failureThreshold": KEDA_FALLBACK_FAILURES, "replicas": fallback},
+            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback},
             "advanced": {
                 "horizontalPodAutoscalerConfig": {
                     "behavior": {
@@ -634,7 +630,7 @@ def _alerts_patch(plan: dict, opts: Options, name: str, namespace: str) -> str:
         name_prefix=f"{name}-",
         max_replicas=hi,
         keda_polling_interval_seconds=KEDA_POLLING_INTERVAL_SECONDS,
-        keda_failure_threshold=KEDA_FALLBACK_FAILURES,
+        keda_failure_threshold=KEDA_FAILURE_THRESHOLD,
     )
     return monitoring.alerts_patch(figures, header=header("patch-alerts.yaml", name))
 

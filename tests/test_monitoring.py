@@ -301,4 +301,5 @@ def test_component_defaults_match_the_base():
         f"base/vllm's ScaledObject (threshold {t.threshold} x max {t.max_replicas}) disagrees with the planner's "
         "reference plan the component is generated from: re-plan the base or run `compose regen --all`"
     )
-    assert (t.namespace, t.max_replicas) == (mon.BASE_NAMESPACE, mon.BASE_MAX_REPLICAS)
+    ref = mon.reference_figures()
+    assert (t.namespace, t.max_replicas) == (ref.namespace, ref.max_replicas)
