@@ -580,7 +580,9 @@ def generate(
     opts: Options, repo: Path | None = None, plan: dict | None = None, existing_kustomization: str | None = None
 ) -> Generated:
     """Plan (unless given) and render every file of the overlay. Writes nothing."""
-    clouds_mod.get(opts.cloud)
+    cloud = clouds_mod.get(opts.cloud)
+    if opts.spot and cloud.spot_notice_seconds is None:
+        raise InvalidInput(f"--spot does not apply to --cloud {cloud.name}: it has no spot capacity; drop --spot")
     if opts.name is not None:  # validate names before the (slower) planning
         names.overlay_name(opts.env, opts.name)
     if opts.namespace is not None:

@@ -251,6 +251,7 @@ def test_gated_model_prints_the_secret_recipe(repo):
         (("new-model", "llama-3.1-70b", "--cloud", "eks", "--gpu", "h100-80gb", "--tensor-parallel-size", "1"), "tensor"),
         (("new-model", "llama-3.1-8b", "--replicas", "3:1"), "--replicas"),
         (("new-model", "llama-3.1-8b", "--env", "qa"), "qa"),
+        (("new-model", "llama-3.1-8b", "--cloud", "k3s", "--spot"), "no spot capacity"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(repo, args, needle):
