@@ -89,6 +89,19 @@ RETRY = {"limit": 10, "backoff": {"duration": "30s", "factor": 2, "maxDuration":
 IGNORE_REPLICAS = {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}
 
 FLUX_IGNORE_REPLICAS = {"paths": ["/spec/replicas"], "target": {"group": "apps", "kind": "Deployment"}}
+# kstatus counts a ScaledObject as ready as soon as it exists. KEDA reports the real
+# state in its Ready condition: False ("ScaledObjectCheckFailed") when the object is
+# wrong (no such Deployment, bad trigger), True once its HPA is in place. The same
+# rule as Argo CD's built-in check (argoproj/argo-cd#16715, keda.sh/ScaledObject
+# health.lua); `?`/orValue keep a not-yet-written status from erroring
+# (https://fluxcd.io/flux/cheatsheets/cel-healthchecks).
+_KEDA_READY = "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == '{}')"
+FLUX_SCALEDOBJECT_HEALTH = {
+    "apiVersion": "keda.sh/v1alpha1",
+    "kind": "ScaledObject",
+    "current": _KEDA_READY.format("True"),
+    "failed": _KEDA_READY.format("False"),
+}
 
 # Flux reconcile settings.
 FLUX_INTERVAL = "10m"
@@ -621,6 +634,7 @@ def flux_model_kustomization(s: Settings, info: OverlayInfo) -> dict:
         # The overlay never sets replicas, so server-side apply leaves KEDA's value alone;
         # this also keeps a later patch that sets it from fighting KEDA (kustomize-controller v1.9+).
         spec["ignore"] = [FLUX_IGNORE_REPLICAS]
+        spec["healthCheckExprs"] = [FLUX_SCALEDOBJECT_HEALTH]
     return {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",

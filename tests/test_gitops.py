@@ -336,6 +336,10 @@ def test_replicas_ignored_wherever_a_scaledobject_exists(repo: Path, kubectl: st
                            for i in ignores), info.name
             assert "RespectIgnoreDifferences=true" in app_doc["spec"]["syncPolicy"]["syncOptions"]
             assert gitops.FLUX_IGNORE_REPLICAS in flux_doc["spec"]["ignore"]
+            # ... and its ScaledObject is health-checked on KEDA's Ready condition.
+            (expr,) = flux_doc["spec"]["healthCheckExprs"]
+            assert (expr["kind"], expr["apiVersion"]) == ("ScaledObject", "keda.sh/v1alpha1")
+            assert "'Ready'" in expr["current"] and "'True'" in expr["current"] and "'False'" in expr["failed"]
             # and nothing in Git sets replicas for KEDA to fight with
             assert all("replicas" not in d["spec"] for d in rendered if d["kind"] == "Deployment")
         else:
