@@ -73,6 +73,8 @@ class Options:
     output_tokens: int | None = None
     replicas: str | None = None  # "MIN:MAX"
     tensor_parallel_size: int | None = None
+    gpu_memory_utilization: float | None = None
+    kv_cache_dtype: str | None = None
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
 
     def to_inputs(self) -> dict:
@@ -180,6 +182,10 @@ def _request(opts: Options, gpu: str):
         target_rps=opts.target_rps,
         spot_notice_seconds=cloud.spot_notice_seconds if opts.spot else None,
     )
+    if opts.gpu_memory_utilization is not None:
+        kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
+    if opts.kv_cache_dtype is not None:
+        kwargs["kv_cache_dtype"] = opts.kv_cache_dtype
     if opts.prompt_tokens is not None:
         kwargs["prompt_tokens"] = opts.prompt_tokens
     if opts.output_tokens is not None:
@@ -510,6 +516,8 @@ def command_line(opts: Options) -> str:
         ("--output-tokens", opts.output_tokens),
         ("--replicas", opts.replicas),
         ("--tensor-parallel-size", opts.tensor_parallel_size),
+        ("--gpu-memory-utilization", opts.gpu_memory_utilization),
+        ("--kv-cache-dtype", opts.kv_cache_dtype),
     ):
         if value is not None:
             parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")

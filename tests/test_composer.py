@@ -392,3 +392,19 @@ def test_names_that_yaml_would_mistype_stay_strings(repo, namespace):
     docs = kustomize.build(repo / "overlays" / "dev-llama-3-1-8b").docs
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] == "Deployment"} == {namespace}
     assert run("regen", "dev-llama-3-1-8b", "--check", repo=repo).exit_code == 0
+
+
+def test_fp8_kv_cache_and_utilization_reach_the_args_and_survive_regen(repo, crds):
+    base = ("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--max-model-len", "16384")
+    assert run(*base, "--name", "bf16", repo=repo).exit_code == 0
+    res = run(*base, "--name", "fp8", "--kv-cache-dtype", "fp8", "--gpu-memory-utilization", "0.85", repo=repo)
+    assert res.exit_code == 0, res.output
+    plans = {n: overlay.load_plan_file(repo / "overlays" / f"dev-{n}")["plan"] for n in ("bf16", "fp8")}
+    # fp8 stores one byte per KV element instead of two.
+    assert plans["fp8"]["kv_bytes_per_token_per_gpu"] * 2 == plans["bf16"]["kv_bytes_per_token_per_gpu"]
+    c = container(deployment(kustomize.build(repo / "overlays" / "dev-fp8").docs))
+    assert arg(c, "--kv-cache-dtype") == "fp8" and arg(c, "--gpu-memory-utilization") == "0.85"
+    assert not any(a.startswith("--kv-cache-dtype") for a in container(
+        deployment(kustomize.build(repo / "overlays" / "dev-bf16").docs))["args"])
+    assert run("regen", "dev-fp8", "--check", repo=repo).exit_code == 0
+    assert run("check", "dev-fp8", "--crd-dir", str(crds), repo=repo).exit_code == 0

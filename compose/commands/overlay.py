@@ -28,6 +28,11 @@ class CloudName(str, Enum):
     k3s = "k3s"
 
 
+class KvDtype(str, Enum):
+    auto = "auto"
+    fp8 = "fp8"
+
+
 class Fmt(str, Enum):
     text = "text"
     json = "json"
@@ -63,6 +68,10 @@ def new_model(
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
     replicas: Optional[str] = typer.Option(None, "--replicas", help="MIN:MAX for KEDA (default from env and plan)."),
     tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", min=1),
+    gpu_memory_utilization: Optional[float] = typer.Option(
+        None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM (default 0.9)."
+    ),
+    kv_cache_dtype: Optional[KvDtype] = typer.Option(None, "--kv-cache-dtype", help="fp8 halves KV bytes per token."),
     prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", help="Prometheus KEDA queries."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
     force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),
@@ -97,6 +106,8 @@ def new_model(
         output_tokens=output_tokens,
         replicas=replicas,
         tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
+        kv_cache_dtype=kv_cache_dtype.value if kv_cache_dtype else None,
         **({"prometheus_url": prometheus_url} if prometheus_url else {}),
     )
     result = overlay.write(root, opts, force=force, dry_run=dry_run)
