@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compose import planner  # noqa: E402
+from compose.plan import planner  # noqa: E402
 
 LLMD = ("https://github.com/llm-d/llm-d-benchmark/blob/4f4d44943c39b76b28e30dfa1fb0dfaf1ee894b5/"
         "config_explorer/empirical-vllm-memory-results.md")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import prometheus_harness as ph
-from compose import kustomize
-from compose import monitoring as mon
+from compose.core import kustomize
+from compose.publish import monitoring as mon
 
 REPO = Path(__file__).resolve().parents[1]
 COMPONENT = REPO / mon.COMPONENT_DIR

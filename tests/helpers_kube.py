@@ -13,8 +13,8 @@ from typing import Any, Iterable
 
 import pytest
 
-from compose import kustomize, yamlio
-from compose.errors import ComposeError
+from compose.core import kustomize, yamlio
+from compose.core.errors import ComposeError
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -2,7 +2,7 @@
 
 - `VllmPod`: one fake vLLM 0.33 server. Its `/metrics` is the exposition
   `prometheus_client` produces for vLLM's `PrometheusStatLogger`: every family
-  vLLM always registers (names, types and help from `compose.metrics`), labels
+  vLLM always registers (names, types and help from `compose.plan.metrics`), labels
   `model_name` and `engine` (one per data-parallel engine), the real histogram
   buckets, `_total`/`_created` for counters, `_bucket`/`_count`/`_sum`/`_created`
   for histograms, sorted label names and Go-style floats.
@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 
 import yaml
 
-from compose import metrics as m
+from compose.plan import metrics as m
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SCRAPE_SECONDS = 1
@@ -273,7 +273,7 @@ class StaticExporter:
 
     def set(self, name: str, labels: dict[str, str], value: float) -> None:
         if name not in m.EXTERNAL:
-            raise KeyError(f"{name} is not listed in compose.metrics")
+            raise KeyError(f"{name} is not listed in compose.plan.metrics")
         with self._lock:
             self.samples[(name, tuple(sorted(labels.items())))] = float(value)
 

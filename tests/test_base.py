@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from compose import checks, kustomize, overlay
+from compose.core import kustomize
+
+from compose.generate import overlay
+
+from compose.verify import checks
 
 pytestmark = pytest.mark.usefixtures("kubectl")
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from compose import catalog, planner
-from compose.errors import ConfigError, InvalidInput, UnknownGPU, UnknownModel
+from compose.plan import catalog, planner
+from compose.core.errors import ConfigError, InvalidInput, UnknownGPU, UnknownModel
 
 REQUIRED_MODELS = {
     "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b-fp8", "llama-3.3-70b", "mistral-7b", "mixtral-8x7b",

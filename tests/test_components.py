@@ -1,6 +1,6 @@
 """Component behaviour: each component changes only what it claims, removing it
 restores the baseline exactly, it follows the house conventions, and the cloud
-components encode the same facts as compose/clouds.py."""
+components encode the same facts as compose/plan/clouds.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import os
 import pytest
 import yaml
 
-from compose import clouds, kustomize, policy, validate
-from compose.errors import BuildFailed
+from compose.core import kustomize
+
+from compose.plan import clouds
+
+from compose.verify import policy, validate
+from compose.core.errors import BuildFailed
 from helpers_kube import REPO, Scratch, build, diff_paths, index, require_kubectl
 
 OURS = ("spot", "k3s", "eks", "gke", "aks")

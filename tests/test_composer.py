@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from compose import kustomize, overlay, yamlio
-from compose.errors import EXIT_FINDINGS, EXIT_INVALID
+from compose.core import kustomize, yamlio
+
+from compose.generate import overlay
+from compose.core.errors import EXIT_FINDINGS, EXIT_INVALID
 from composer_helpers import run, scratch_repo, snapshot
 
 pytestmark = pytest.mark.usefixtures("kubectl")
@@ -322,7 +324,7 @@ def test_python_dash_m_compose_works():
 
 
 def test_regen_replays_a_config_json_model_relative_to_the_repo(repo):
-    from compose import catalog
+    from compose.plan import catalog
 
     cfg_dir = repo / "models" / "custom"
     cfg_dir.mkdir(parents=True)
@@ -338,7 +340,7 @@ def test_regen_replays_a_config_json_model_relative_to_the_repo(repo):
 
 
 def test_without_gpu_the_composer_picks_the_fewest_smallest_gpus_that_fit(repo):
-    from compose import catalog, planner
+    from compose.plan import catalog, planner
 
     res = run("new-model", "llama-3.1-8b", "--cloud", "gke", "--max-model-len", "8192", repo=repo)
     assert res.exit_code == 0, res.output
@@ -353,7 +355,7 @@ def test_without_gpu_the_composer_picks_the_fewest_smallest_gpus_that_fit(repo):
 
 
 def test_new_model_brings_recorded_gitops_output_up_to_date(repo):
-    from compose import gitops
+    from compose.publish import gitops
 
     res = run("gitops", "flux", "--repo-url", "https://example.com/org/models.git", repo=repo)
     assert res.exit_code == 0, res.output

@@ -16,10 +16,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from compose import gitops, validate
+from compose.publish import gitops
+
+from compose.verify import validate
 from compose.cli import app
-from compose.errors import Drift, InvalidInput, NotOurs
-from compose.overlayinfo import OverlayInfo, list_overlays, read_overlay
+from compose.core.errors import Drift, InvalidInput, NotOurs
+from compose.publish.overlayinfo import OverlayInfo, list_overlays, read_overlay
 
 REPO = Path(__file__).resolve().parents[1]
 

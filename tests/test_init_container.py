@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from compose import kustomize
+from compose.core import kustomize
 
 pytestmark = pytest.mark.skipif(shutil.which("flock") is None, reason="util-linux flock not installed")
 

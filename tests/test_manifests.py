@@ -6,7 +6,7 @@ not a Component (base/*, overlays/*; tests/ excluded) is built with
 - kustomize warnings on stderr (deprecated fields) -> failure;
 - built-in kinds against the Kubernetes 1.30 and 1.33 OpenAPI, strict;
 - custom resources against the CRDs in $VLLM_COMPOSE_CRD_DIR or ../shared/crds;
-- the policy invariants of compose.policy (with the nearest README for the
+- the policy invariants of compose.verify.policy (with the nearest README for the
   single-replica trade-off).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from compose import policy, validate
+from compose.verify import policy, validate
 from helpers_kube import REPO, build, discover, readme_for, require_kubectl
 
 KUBE_VERSIONS = ("1.30", "1.33")
@@ -137,7 +137,7 @@ def test_core_groups_and_custom_groups_are_told_apart():
 
 
 def test_missing_crd_dir_says_to_pass_crd_dir(tmp_path, monkeypatch):
-    from compose.errors import ComposeError
+    from compose.core.errors import ComposeError
 
     with pytest.raises(ComposeError, match="--crd-dir"):
         validate.validate_custom(_base_docs(), "x", tmp_path / "nope")
@@ -147,7 +147,7 @@ def test_missing_crd_dir_says_to_pass_crd_dir(tmp_path, monkeypatch):
 
 
 def test_unsupported_kube_version_is_invalid_input():
-    from compose.errors import InvalidInput
+    from compose.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="--kube-version"):
         validate.validate_core([], "x", ("1.12",))

@@ -1,7 +1,7 @@
 """Guard: nothing we ship names a vLLM metric that vLLM 0.33.0 does not expose.
 
 Scans every YAML/JSON file under base/, components/, overlays/, argocd/ and flux/, and
-the generated rules, patch and dashboard, against `compose.metrics`. The table
+the generated rules, patch and dashboard, against `compose.plan.metrics`. The table
 itself is checked against the vLLM source when it is available.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from compose import metrics as m
-from compose import monitoring as mon
+from compose.plan import metrics as m
+from compose.generate import alerts as al
+from compose.publish import monitoring as mon
 from helpers_monitoring import SAMPLE_PLAN
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +35,9 @@ def shipped_files() -> list[Path]:
 
 def generated_texts() -> dict[str, str]:
     """Everything the generators emit, for figures that need no planner."""
-    figures = mon.AlertFigures.from_plan(SAMPLE_PLAN, "prod-70b", "prod-70b-", 4)
+    figures = al.AlertFigures.from_plan(SAMPLE_PLAN, "prod-70b", "prod-70b-", 4)
     texts = {f"components/monitoring/{k} (sample figures)": v for k, v in mon.component_files(figures).items()}
-    texts["patch-alerts.yaml (sample figures)"] = mon.alerts_patch(figures)
+    texts["patch-alerts.yaml (sample figures)"] = al.alerts_patch(figures)
     texts["dashboard JSON"] = mon.dashboard_json()
     return texts
 
@@ -58,8 +59,8 @@ def test_generated_rules_patch_and_dashboard_use_only_current_vllm_names():
 
 
 def test_every_query_we_generate_references_only_listed_series():
-    figures = mon.AlertFigures.from_plan(SAMPLE_PLAN, "prod-70b", "prod-70b-", 4)
-    exprs = [a.expr for a in mon.alerts(figures)] + mon.dashboard_queries()
+    figures = al.AlertFigures.from_plan(SAMPLE_PLAN, "prod-70b", "prod-70b-", 4)
+    exprs = [a.expr for a in al.alerts(figures)] + mon.dashboard_queries()
     unknown = {e: sorted(m.promql_metric_names(e) - m.KNOWN_SERIES) for e in exprs}
     assert {e: u for e, u in unknown.items() if u} == {}
     used = set().union(*(m.promql_metric_names(e) for e in exprs))

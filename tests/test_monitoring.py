@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compose import kustomize, yamlio
-from compose import metrics as m
-from compose import monitoring as mon
-from compose.errors import InvalidInput
-from compose.validate import validate_core, validate_custom
+from compose.core import kustomize, yamlio
+from compose.plan import metrics as m
+from compose.generate import alerts as al
+from compose.publish import monitoring as mon
+from compose.core.errors import InvalidInput
+from compose.verify.validate import validate_core, validate_custom
 from conftest_prometheus import rendered, targets
 from helpers_monitoring import SAMPLE_PLAN
 
@@ -23,8 +24,8 @@ PLAN = {**SAMPLE_PLAN, "tensor_parallel_size": 4}  # extra keys are ignored
 
 
 @pytest.fixture
-def figures() -> mon.AlertFigures:
-    return mon.AlertFigures.from_plan(PLAN, namespace="prod-70b", name_prefix="prod-70b-", max_replicas=4)
+def figures() -> al.AlertFigures:
+    return al.AlertFigures.from_plan(PLAN, namespace="prod-70b", name_prefix="prod-70b-", max_replicas=4)
 
 
 def _rules(rule: dict) -> dict[str, dict]:
@@ -35,13 +36,13 @@ def _rules(rule: dict) -> dict[str, dict]:
 
 
 def test_thresholds_derive_from_the_plan(figures):
-    rules = _rules(mon.prometheus_rule(figures))
+    rules = _rules(al.prometheus_rule(figures))
     # KEDA AverageValue: at 4 replicas the 16/replica target is exceeded above 64 waiting.
     backlog = rules["VLLMQueueBacklogAtMaxReplicas"]["expr"]
     assert f"{m.queue_depth_query(PLAN['served_model_name'], 'prod-70b')} > 64" in backlog
     assert '>= 4' in backlog and 'deployment="prod-70b-vllm"' in backlog
     # Absent waits the startup budget (900 s) plus the margin.
-    assert rules["VLLMMetricsAbsent"]["for"] == mon.duration(900 + mon.ABSENT_MARGIN_SECONDS) == "20m"
+    assert rules["VLLMMetricsAbsent"]["for"] == al.duration(900 + al.ABSENT_MARGIN_SECONDS) == "20m"
     # TTFT: 16 queued / 2.5 req/s + 1 s prefill allowance.
     assert figures.ttft_p95_slo_seconds == pytest.approx(16 / 2.5 + 1.0)
     assert rules["VLLMTTFTP95OverSLO"]["expr"].endswith("> 7.4")
@@ -53,8 +54,8 @@ def test_thresholds_derive_from_the_plan(figures):
 
 
 def test_ttft_slo_override_and_keda_settings():
-    f = mon.AlertFigures.from_plan(PLAN, "ns", "", 2, 3.0, keda_polling_interval_seconds=30, keda_failure_threshold=5)
-    rules = _rules(mon.prometheus_rule(f))
+    f = al.AlertFigures.from_plan(PLAN, "ns", "", 2, 3.0, keda_polling_interval_seconds=30, keda_failure_threshold=5)
+    rules = _rules(al.prometheus_rule(f))
     assert rules["VLLMTTFTP95OverSLO"]["expr"].endswith("> 3")
     assert "set by the overlay" in rules["VLLMTTFTP95OverSLO"]["annotations"]["description"]
     assert rules["VLLMKedaFallbackActive"]["for"] == "3m"  # (5 + 1) * 30 s
@@ -71,22 +72,22 @@ def test_ttft_slo_override_and_keda_settings():
 )
 def test_bad_plans_are_rejected(change, message):
     with pytest.raises(InvalidInput, match=message):
-        mon.AlertFigures.from_plan({**PLAN, **change}, "ns", "", 2)
+        al.AlertFigures.from_plan({**PLAN, **change}, "ns", "", 2)
 
 
 def test_every_alert_is_documented(figures):
-    for rule in _rules(mon.prometheus_rule(figures)).values():
+    for rule in _rules(al.prometheus_rule(figures)).values():
         assert set(rule["annotations"]) == {"summary", "description", "runbook"}
         assert all(len(v) > 20 for v in rule["annotations"].values()), rule["alert"]
         assert rule["labels"]["severity"] in {"warning", "critical"}
-    names = {a.name for a in mon.alerts(figures)}
+    names = {a.name for a in al.alerts(figures)}
     readme = mon.readme(figures)
     assert all(f"`{n}`" in readme and f"**{n}**" in readme for n in names)
     assert all(p.title in readme for p in mon.panels())
 
 
 def test_every_expression_uses_listed_names(figures):
-    for alert in mon.alerts(figures):
+    for alert in al.alerts(figures):
         assert m.promql_metric_names(alert.expr) <= m.KNOWN_SERIES, alert.name
         assert m.stale_names(alert.expr) == []
     for expr in mon.dashboard_queries():
@@ -97,13 +98,13 @@ def test_every_expression_uses_listed_names(figures):
 
 
 def test_rule_podmonitor_and_configmap_validate(figures, crds):
-    docs = [mon.prometheus_rule(figures), mon.podmonitor()]
+    docs = [al.prometheus_rule(figures), mon.podmonitor()]
     assert validate_custom(docs, "generated", crds) == []
     assert validate_core([mon.dashboard_configmap()], "generated") == []
 
 
 def test_validation_is_strict_for_our_custom_resources(figures, crds):
-    broken = mon.prometheus_rule(figures)
+    broken = al.prometheus_rule(figures)
     broken["spec"]["groups"][0]["rules"][0]["for"] = "ten minutes"
     broken["spec"]["groups"][0]["rules"][1]["annotation"] = {"summary": "typo"}
     monitor = mon.podmonitor()
@@ -130,15 +131,15 @@ def test_rendered_monitoring_objects_validate(crds):
 
 
 def test_alerts_patch_text(figures):
-    text = mon.alerts_patch(figures)
-    assert text.startswith(mon.GENERATED_MARK)
+    text = al.alerts_patch(figures)
+    assert text.startswith(al.GENERATED_MARK)
     assert "# Why:" in text and "spec.groups" in text
     patch = yamlio.load(text)
     assert (patch["kind"], patch["metadata"]["name"]) == ("PrometheusRule", "vllm")
-    assert patch["spec"] == mon.prometheus_rule(figures)["spec"]
-    custom = mon.alerts_patch(figures, header="# Generated by compose (patch-alerts.yaml) for overlay x.\n")
+    assert patch["spec"] == al.prometheus_rule(figures)["spec"]
+    custom = al.alerts_patch(figures, header="# Generated by compose (patch-alerts.yaml) for overlay x.\n")
     assert custom.startswith("# Generated by compose (patch-alerts.yaml) for overlay x.\n# Why:")
-    assert mon.alerts_patch(figures) == text  # deterministic
+    assert al.alerts_patch(figures) == text  # deterministic
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
@@ -149,7 +150,7 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def test_overlay_patch_replaces_the_component_rule_and_scopes_the_podmonitor(tmp_path, figures, kubectl):
     """The ordering contract: the component first, then the overlay's patch-alerts.yaml wins."""
-    reference = mon.AlertFigures.from_plan({**PLAN, "served_model_name": "ref/model"}, "vllm", "", 1)
+    reference = al.AlertFigures.from_plan({**PLAN, "served_model_name": "ref/model"}, "vllm", "", 1)
     _write(tmp_path / "components/monitoring", mon.component_files(reference))
     _write(tmp_path / "base", {
         "kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
@@ -165,13 +166,13 @@ def test_overlay_patch_replaces_the_component_rule_and_scopes_the_podmonitor(tmp
                               "components: [../../components/monitoring]\nlabels:\n"
                               "  - pairs: {app.kubernetes.io/instance: prod-70b}\n    includeSelectors: true\n"
                               "patches:\n  - path: patch-alerts.yaml\n",
-        "patch-alerts.yaml": mon.alerts_patch(figures),
+        "patch-alerts.yaml": al.alerts_patch(figures),
     })
     docs = {d["kind"]: d for d in kustomize.build(tmp_path / "overlays/prod-70b").docs}
     rule = docs["PrometheusRule"]
     assert rule["metadata"] == {"name": "prod-70b-vllm", "namespace": "prod-70b",
                                 "labels": {"app.kubernetes.io/instance": "prod-70b"}}
-    assert rule["spec"] == mon.prometheus_rule(figures)["spec"]
+    assert rule["spec"] == al.prometheus_rule(figures)["spec"]
     assert "ref/model" not in json.dumps(rule)
     selector = docs["PodMonitor"]["spec"]["selector"]["matchLabels"]
     assert selector == {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "prod-70b"}
@@ -182,7 +183,7 @@ def test_overlay_patch_replaces_the_component_rule_and_scopes_the_podmonitor(tmp
         (tmp_path / "overlays/prod-70b/kustomization.yaml").read_text().split("patches:")[0]
     )
     bare = {d["kind"]: d for d in kustomize.build(tmp_path / "overlays/prod-70b").docs}
-    assert bare["PrometheusRule"]["spec"] == mon.prometheus_rule(reference)["spec"]
+    assert bare["PrometheusRule"]["spec"] == al.prometheus_rule(reference)["spec"]
     assert bare["Deployment"] == docs["Deployment"]
 
 
@@ -196,11 +197,11 @@ def test_rendered_rules_agree_with_their_scaled_objects():
             continue
         (t,) = scaled
         alerts = _rules(rule)
-        limit = mon.number(t.threshold * t.max_replicas)
+        limit = al.number(t.threshold * t.max_replicas)
         assert f"{t.query} > {limit}" in alerts["VLLMQueueBacklogAtMaxReplicas"]["expr"], source
         assert f'deployment="{t.deployment}"' in alerts["VLLMQueueBacklogAtMaxReplicas"]["expr"], source
         assert f">= {t.max_replicas}" in alerts["VLLMQueueBacklogAtMaxReplicas"]["expr"], source
-        assert alerts["VLLMKedaFallbackActive"]["for"] == mon.duration((t.failure_threshold + 1) * t.polling_interval)
+        assert alerts["VLLMKedaFallbackActive"]["for"] == al.duration((t.failure_threshold + 1) * t.polling_interval)
         assert f'scaledObject="{t.scaled_object}"' in alerts["VLLMKedaFallbackActive"]["expr"], source
         checked += 1
     if not checked:
@@ -281,7 +282,7 @@ def test_committed_component_matches_the_generator():
     try:
         expected = mon.component_files()
     except ImportError as err:
-        pytest.fail(f"compose.monitoring.reference_figures() needs the planner: {err}")
+        pytest.fail(f"compose.publish.monitoring.reference_figures() needs the planner: {err}")
     on_disk = {str(p.relative_to(COMPONENT)): p.read_text() for p in sorted(COMPONENT.rglob("*")) if p.is_file()}
     assert sorted(on_disk) == sorted(expected), "files differ; run `compose regen --all`"
     stale = [rel for rel in expected if on_disk[rel] != expected[rel]]
@@ -297,7 +298,7 @@ def test_component_defaults_match_the_base():
     rule = next(d for d in kustomize.build(COMPONENT).docs if d["kind"] == "PrometheusRule")
     backlog = _rules(rule)["VLLMQueueBacklogAtMaxReplicas"]["expr"]
     assert t.query in backlog, "components/monitoring's rule does not watch base/vllm's model and namespace"
-    assert f"> {mon.number(t.threshold * t.max_replicas)}" in backlog, (
+    assert f"> {al.number(t.threshold * t.max_replicas)}" in backlog, (
         f"base/vllm's ScaledObject (threshold {t.threshold} x max {t.max_replicas}) disagrees with the planner's "
         "reference plan the component is generated from: re-plan the base or run `compose regen --all`"
     )

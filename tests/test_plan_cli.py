@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from compose import catalog
+from compose.plan import catalog
 from compose.cli import app
-from compose.errors import EXIT_INVALID
+from compose.core.errors import EXIT_INVALID
 
 runner = CliRunner()
 

@@ -11,10 +11,10 @@ import math
 
 import pytest
 
-from compose import catalog, planner
-from compose.catalog import Quantization, parse_config
-from compose.errors import ConfigError, DoesNotFit, InvalidInput, UnknownGPU, UnknownModel
-from compose.planner import PlanRequest, plan, plan_or_raise
+from compose.plan import catalog, planner
+from compose.plan.catalog import Quantization, parse_config
+from compose.core.errors import ConfigError, DoesNotFit, InvalidInput, UnknownGPU, UnknownModel
+from compose.plan.planner import PlanRequest, plan, plan_or_raise
 
 GIB = 2**30
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import pytest
 
-from compose import policy
+from compose.verify import policy
 from helpers_kube import FIXTURES, REPO, build, build_many, require_kubectl
 
 README_OK = "# x\n\n## Single replica\n\nOne replica, minAvailable 0: a drain restarts the model.\n"

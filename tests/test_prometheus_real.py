@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 import prometheus_harness as ph
-from compose import metrics as m
-from compose import monitoring as mon
+from compose.plan import metrics as m
+from compose.generate import alerts as al
+from compose.publish import monitoring as mon
 from conftest_prometheus import (  # noqa: F401 - `fleet` is a fixture
     BASELINE_TOTAL,
     BASELINE_WAITING,
@@ -325,7 +326,7 @@ class Cases:
 
         return {
             "fires above 0.9": ([usage(0.95)], {"pod": self.pod}),
-            "quiet at 0.9": ([usage(mon.KV_USAGE_THRESHOLD)], None),
+            "quiet at 0.9": ([usage(al.KV_USAGE_THRESHOLD)], None),
         }
 
     def preemptions(self):
@@ -336,8 +337,8 @@ class Cases:
             return m.NUM_PREEMPTIONS, self.vllm(), self.ramp(100 * ratio, n)
 
         return {
-            "fires at twice the ratio": ([done, pre(2 * mon.PREEMPTION_RATIO)], {}),
-            "quiet at half the ratio": ([done, pre(mon.PREEMPTION_RATIO / 2)], None),
+            "fires at twice the ratio": ([done, pre(2 * al.PREEMPTION_RATIO)], {}),
+            "quiet at half the ratio": ([done, pre(al.PREEMPTION_RATIO / 2)], None),
         }
 
     def absent(self):

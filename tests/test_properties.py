@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from compose import kustomize, overlay
+from compose.core import kustomize
+
+from compose.generate import overlay
 from composer_helpers import run, scratch_repo, snapshot
 
 pytestmark = pytest.mark.usefixtures("kubectl")

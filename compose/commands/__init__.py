@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from compose.errors import ComposeError, Findings
+from compose.core.errors import ComposeError, Findings
 
 
 def fail(message: str, code: int) -> typer.Exit:

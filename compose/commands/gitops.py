@@ -60,10 +60,10 @@ def gitops(
 
       compose gitops argocd --check
     """
-    from compose import gitops as lib
-    from compose.errors import InvalidInput
-    from compose.repo import find_root
-    from compose.writer import UNCHANGED, report
+    from compose.core.errors import InvalidInput
+    from compose.core.repo import find_root
+    from compose.core.writer import UNCHANGED, report
+    from compose.publish import gitops as lib
 
     flavour = lib.check_flavour(flavour)
     if no_addons and addon:

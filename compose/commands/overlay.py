@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from compose.commands import echo, edge
-from compose.errors import EXIT_FINDINGS, Findings, InvalidInput
+from compose.core.errors import EXIT_FINDINGS, Findings, InvalidInput
 
 RepoOpt = typer.Option(None, "--repo", help="Repository root (default: found from the current directory).")
 
@@ -39,7 +39,7 @@ class Fmt(str, Enum):
 
 
 def _root(repo: Optional[Path]) -> Path:
-    from compose.repo import find_root
+    from compose.core.repo import find_root
 
     return find_root(repo)
 
@@ -81,7 +81,7 @@ def new_model(
 
     Example: compose new-model qwen2.5-7b --cloud gke --gpu l4 --spot --target-rps 30
     """
-    from compose import overlay
+    from compose.generate import overlay
 
     root = _root(repo)
     model_arg = model
@@ -115,7 +115,7 @@ def new_model(
         echo(result.diff() or "no changes")
     echo(result.report())
     if not dry_run:
-        from compose import regenerate
+        from compose.publish import regenerate
 
         for change in regenerate.publish(root):
             echo(f"{change.status:<9} {change.path.relative_to(root)}")
@@ -137,7 +137,7 @@ def regen(
 
     Example: compose regen --all --check
     """
-    from compose import regenerate
+    from compose.publish import regenerate
 
     root = _root(repo)
     result = regenerate.run(root, overlay_name, all_, check=check_, dry_run=dry_run)
@@ -162,7 +162,7 @@ def build(
 
     Example: compose build --all --out rendered/
     """
-    from compose import rendering
+    from compose.publish import rendering
 
     root = _root(repo)
     result = rendering.build(root, overlay_name, all_, out)
@@ -184,11 +184,12 @@ def check(
 
     Example: compose check --all --kube-version 1.32 --crd-dir ../shared/crds
     """
-    from compose import checks, overlay
+    from compose.generate import overlay
+    from compose.verify import checks
 
     root = _root(repo)
     if all_ and overlay_name is None:
-        from compose import kustomize
+        from compose.core import kustomize
 
         # Everything that builds: the bases, every overlay, the Flux tree.
         dirs = [root / d for d in kustomize.discover(root)]
@@ -219,7 +220,7 @@ def list_overlays(
 
     Example: compose list
     """
-    from compose import listing
+    from compose.verify import listing
 
     echo(listing.table(_root(repo), check=not no_check, crd_dir=crd_dir))
 

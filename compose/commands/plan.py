@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from compose.commands import echo, edge
-from compose.errors import EXIT_INVALID
+from compose.core.errors import EXIT_INVALID
 
 
 class Fmt(str, Enum):
@@ -53,7 +53,7 @@ def plan_cmd(
 
     Exit code 2 when the model does not fit (JSON still printed with fits=false).
     """
-    from compose import planner
+    from compose.plan import planner
 
     given = dict(
         model=model, gpu=gpu, gpu_memory_gib=gpu_memory_gib, tensor_parallel_size=tensor_parallel_size,
@@ -103,7 +103,7 @@ def models_cmd(fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or jso
       compose models
       compose models --format json
     """
-    from compose import catalog, planner
+    from compose.plan import catalog, planner
 
     rows = []
     for entry in catalog.models():
@@ -129,7 +129,7 @@ def gpus_cmd(fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json.
       compose gpus
       compose gpus --format json
     """
-    from compose import catalog
+    from compose.plan import catalog
 
     rows = []
     for gpu in catalog.gpus():

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from compose import kustomize, overlay
-from compose.errors import ComposeError
-from compose.findings import Finding, obj_id
+from compose.core import kustomize
+from compose.core.errors import ComposeError
+from compose.core.findings import Finding, obj_id
+from compose.generate import overlay
 
 DEFAULT_KUBE_VERSIONS = ("1.30", "1.33")
 
@@ -49,7 +50,7 @@ def check_directories(
     kube_versions: tuple[str, ...] = DEFAULT_KUBE_VERSIONS,
     crd_dir: Path | None = None,
 ) -> list[OverlayReport]:
-    from compose import validate
+    from compose.verify import validate
 
     kustomize.kubectl()
     crd_dir = Path(crd_dir) if crd_dir else validate.default_crd_dir()
@@ -92,7 +93,7 @@ def nearest_readme(repo: Path, directory: Path) -> Path | None:
 
 
 def _policy(docs, source, readme_text):
-    from compose import policy
+    from compose.verify import policy
 
     return policy.check_policy(docs, source, readme_text=readme_text)
 
@@ -137,7 +138,7 @@ def base_consistency(repo: Path, docs: list[dict], source: str) -> list[Finding]
 
 def compare_patches(fresh: "overlay.Generated", prefix: str, docs: list[dict], source: str, fix: str) -> list[Finding]:
     """Walk every patch of a freshly generated overlay against the rendered objects."""
-    from compose import yamlio
+    from compose.core import yamlio
 
     findings: list[Finding] = []
     index = {(d.get("kind"), (d.get("metadata") or {}).get("name")): d for d in docs}

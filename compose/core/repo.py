@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from compose.errors import InvalidInput
+from compose.core.errors import InvalidInput
 
 MARKER = Path("base") / "vllm" / "kustomization.yaml"
 

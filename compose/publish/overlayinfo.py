@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from compose import yamlio
-from compose.errors import ComposeError, InvalidInput
+from compose.core import yamlio
+from compose.core.errors import ComposeError, InvalidInput
 
 OVERLAYS_DIR = "overlays"
 PLAN_FILE = "compose-plan.yaml"

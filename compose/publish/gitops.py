@@ -32,10 +32,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from compose import yamlio
-from compose.errors import Drift, InvalidInput, NotOurs
-from compose.overlayinfo import OVERLAYS_DIR, OverlayInfo, kustomization_file, list_overlays
-from compose.writer import UNCHANGED, Change, FileSet, apply
+from compose.core import yamlio
+from compose.core.errors import Drift, InvalidInput, NotOurs
+from compose.core.writer import UNCHANGED, Change, FileSet, apply
+from compose.publish.overlayinfo import (
+    OVERLAYS_DIR,
+    OverlayInfo,
+    kustomization_file,
+    list_overlays,
+)
 
 FLAVOURS = ("argocd", "flux")
 DEFAULT_OUT = {"argocd": "argocd", "flux": "flux"}

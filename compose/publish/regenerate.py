@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compose import overlay
-from compose.writer import UNCHANGED, Change, FileSet, apply
-from compose.writer import report as writer_report
+from compose.core.writer import UNCHANGED, Change, FileSet, apply
+from compose.core.writer import report as writer_report
+from compose.generate import overlay
 
 
 @dataclass
@@ -33,7 +33,7 @@ class RegenResult:
 
 
 def monitoring_files(root: Path, dry_run: bool) -> list[Change]:
-    from compose import monitoring
+    from compose.publish import monitoring
 
     fileset = FileSet(root / "components" / "monitoring")
     for rel, text in sorted(monitoring.component_files().items()):
@@ -47,7 +47,7 @@ def publish(root: Path) -> list[Change]:
     The Argo CD ApplicationSet finds new overlays by itself; the per-overlay Argo CD
     Applications and Flux Kustomizations are files, so they are regenerated here.
     """
-    from compose import gitops
+    from compose.publish import gitops
 
     return [c for c in gitops.regen_all(Path(root).resolve()) if c.status != UNCHANGED]
 
@@ -65,7 +65,7 @@ def run(root: Path, name: str | None, all_: bool, *, check: bool = False, dry_ru
         result.kept += res.kept
     if all_:
         result.changes += monitoring_files(root, preview)
-        from compose import gitops
+        from compose.publish import gitops
 
         result.changes += gitops.regen_all(root, dry_run=preview)
     return result

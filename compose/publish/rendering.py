@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compose import checks, overlay, yamlio
-from compose.errors import BuildFailed, ComposeError
-from compose.writer import FileSet, apply, report
+from compose.core import yamlio
+from compose.core.errors import BuildFailed, ComposeError
+from compose.core.writer import FileSet, apply, report
+from compose.generate import overlay
+from compose.verify import checks
 
 # Cluster-scoped and prerequisite kinds first, as kustomize's legacy order does.
 _KIND_ORDER = ["Namespace", "PriorityClass", "RuntimeClass", "PersistentVolumeClaim", "ConfigMap", "Service",

@@ -7,8 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from compose import yamlio
-from compose.errors import BuildFailed, ToolMissing
+from compose.core import yamlio
+from compose.core.errors import BuildFailed, ToolMissing
 
 INSTALL_HINT = (
     "kubectl not found on PATH; install kubectl >= 1.27 (it embeds kustomize v5), "

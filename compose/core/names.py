@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from compose.errors import InvalidName
+from compose.core.errors import InvalidName
 
 ENVS = ("dev", "staging", "prod")
 

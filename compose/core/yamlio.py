@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from compose.errors import InvalidInput
+from compose.core.errors import InvalidInput
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

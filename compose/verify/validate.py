@@ -17,7 +17,7 @@ Two validators, both reporting *every* error as a `Finding` (never only the firs
 
 Recipe and measurements: ../shared/docs/tooling.md ("kubernetes-validate" and
 "jsonschema for CRs"). Not enforced by either: CEL rules (`x-kubernetes-validations`)
-and value ranges; compose.policy checks the ones that matter.
+and value ranges; compose.verify.policy checks the ones that matter.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Iterable
 import jsonschema
 import yaml
 
-from compose.errors import InvalidInput
-from compose.findings import Finding, obj_id
+from compose.core.errors import InvalidInput
+from compose.core.findings import Finding, obj_id
 
 DEFAULT_KUBE_VERSIONS: tuple[str, ...] = ("1.30", "1.33")
 CRD_DIR_ENV = "VLLM_COMPOSE_CRD_DIR"
@@ -163,7 +163,7 @@ def _core_validator(minor: str, api_version: str, kind: str):
 
 def _path(parts: Iterable, doc=None) -> str:
     """Dotted path; list items that have a `name` are shown by name
-    (`spec.template.spec.containers[vllm].args`), like compose.policy does."""
+    (`spec.template.spec.containers[vllm].args`), like compose.verify.policy does."""
     out, node = "", doc
     for p in parts:
         if isinstance(p, int):
@@ -311,7 +311,7 @@ def drop_nulls(o):
 
 
 def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def default_crd_dir() -> Path:

@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from compose import catalog
-from compose.catalog import DTYPE_BYTES, GPU, Architecture, ResolvedModel
-from compose.errors import DoesNotFit, InvalidInput
+from compose.core.errors import DoesNotFit, InvalidInput
+from compose.plan import catalog
+from compose.plan.catalog import DTYPE_BYTES, GPU, Architecture, ResolvedModel
 
 VLLM_VERSION = "0.33.0"
 GIB = 1 << 30

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compose.errors import InvalidInput
+from compose.core.errors import InvalidInput
 
 
 @dataclass(frozen=True)

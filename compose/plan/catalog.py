@@ -28,8 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from compose import yamlio
-from compose.errors import ConfigError, InvalidInput, UnknownGPU, UnknownModel
+from compose.core import yamlio
+from compose.core.errors import ConfigError, InvalidInput, UnknownGPU, UnknownModel
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MANAGED_CLOUDS = ("gke", "eks", "aks")
@@ -684,5 +684,5 @@ def custom_gpu(memory_gib: float, gpus_per_node: int = 8) -> GPU:
     return GPU(
         name="custom", memory_gib=float(memory_gib), bandwidth_gbps=slowest, gpus_per_node=gpus_per_node,
         device_name="custom", custom=True,
-        source={"bandwidth_gbps": "assumed: the slowest bandwidth in compose/catalog/gpus.yaml"},
+        source={"bandwidth_gbps": "assumed: the slowest bandwidth in compose/plan/catalog/gpus.yaml"},
     )

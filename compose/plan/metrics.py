@@ -473,7 +473,7 @@ def _quote(value: str) -> str:
 def selector(metric: str, matchers: Mapping[str, str | Re] | None = None) -> str:
     """`metric{a="x", b=~"y"}` with matchers in the given order; names are checked."""
     if metric not in KNOWN_SERIES:
-        raise KeyError(f"{metric} is not a known series; add it to compose/metrics.py with a source")
+        raise KeyError(f"{metric} is not a known series; add it to compose/plan/metrics.py with a source")
     if not matchers:
         return metric
     parts = []
@@ -579,7 +579,7 @@ def classify(name: str) -> StaleName | None:
             f"a {family.kind} family name, not a scraped series",
             " / ".join(family.series),
         )
-    return StaleName(name, f"not a vLLM {VLLM_VERSION} metric (compose/metrics.py)", "a listed name")
+    return StaleName(name, f"not a vLLM {VLLM_VERSION} metric (compose/plan/metrics.py)", "a listed name")
 
 
 def stale_names(text: str) -> list[StaleName]:

@@ -37,9 +37,9 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Callable, Iterable, Iterator
 
-from compose import clouds as clouds_mod
-from compose.errors import InvalidInput
-from compose.findings import Finding, obj_id
+from compose.core.errors import InvalidInput
+from compose.core.findings import Finding, obj_id
+from compose.plan import clouds as clouds_mod
 
 # ----------------------------------------------------------------------------- knobs
 
@@ -591,7 +591,7 @@ def _keda(b: Build) -> None:
                           f"ScaledObject lives in {ns!r}, so it reads another deployment's queue (or nothing)",
                           f'use namespace="{ns}" (compose sets it from the overlay namespace)')
             try:
-                from compose import metrics
+                from compose.plan import metrics
                 stale = metrics.stale_names(query)
             except (ImportError, AttributeError):  # pragma: no cover - metrics is optional here
                 stale = []
@@ -865,7 +865,7 @@ def _rolling(b: Build) -> None:
                   "cannot make progress", "set maxSurge: 1")
 
 
-@rule("spot-drain", "on spot capacity the grace period fits the cloud's preemption notice (compose/clouds.py)")
+@rule("spot-drain", "on spot capacity the grace period fits the cloud's preemption notice (compose/plan/clouds.py)")
 def _spot(b: Build) -> None:
     for d, spec, _c, _w in b.vllm_deployments():
         if _annotations(d).get(CAPACITY_ANNOTATION) != "spot":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compose import checks, overlay
-from compose.errors import ComposeError
+from compose.core.errors import ComposeError
+from compose.generate import overlay
+from compose.verify import checks
 
 COLUMNS = ("overlay", "model", "gpu", "tp", "replicas", "cloud", "spot", "check")
 

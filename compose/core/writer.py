@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compose.errors import Drift
+from compose.core.errors import Drift
 
 CREATED, UPDATED, UNCHANGED, DELETED = "created", "updated", "unchanged", "deleted"
 
@@ -100,7 +100,7 @@ class FileSet:
 
 
 def _ensure_inside(path: Path, root: Path) -> None:
-    from compose.errors import InvalidName
+    from compose.core.errors import InvalidName
 
     root = Path(root).resolve()
     if path != root and root not in path.parents:

@@ -1,0 +1,201 @@
+"""The overlay's patches: one concern per file, every number from the plan.
+
+Each `patch_*` function turns a plan (`Plan.to_dict()`) into the strategic-merge
+patch of one concern; `PATCH_WHY` is the comment each file opens with.
+"""
+
+from __future__ import annotations
+
+from compose.core import yamlio
+from compose.generate.alerts import KEDA_FAILURE_THRESHOLD
+from compose.generate.options import Options, header, replica_bounds
+from compose.plan import clouds as clouds_mod
+
+# Probe timeouts: at least 5 s, so a saturated server is not taken for dead
+# (scaleapi/llm-engine#255, llm-d/llm-d-benchmark#1734).
+PROBE_TIMEOUT_SECONDS = 5
+
+
+def _gi(value: float | int) -> str:
+    return f"{int(value)}Gi"
+
+
+def patch_model_args(plan: dict) -> dict:
+    """vLLM's command line and the init container's download target."""
+    args = [
+        plan["model_dir"],
+        f"--served-model-name={plan['served_model_name']}",
+        "--host=0.0.0.0",
+        "--port=8000",
+        f"--tensor-parallel-size={plan['tensor_parallel_size']}",
+        f"--max-model-len={plan['max_model_len']}",
+        f"--dtype={plan['dtype']}",
+        f"--gpu-memory-utilization={plan['gpu_memory_utilization']}",
+        f"--max-num-seqs={plan['max_num_seqs']}",
+        f"--max-num-batched-tokens={plan['max_num_batched_tokens']}",
+        f"--max-num-queued-reqs={plan['max_num_queued_reqs']}",
+        f"--shutdown-timeout={plan['shutdown_timeout_seconds']}",
+        "--disable-access-log-for-endpoints=/health,/metrics",
+    ]
+    if plan.get("kv_cache_dtype", "auto") != "auto":
+        args.insert(-3, f"--kv-cache-dtype={plan['kv_cache_dtype']}")
+    env = [
+        {"name": "HF_MODEL_ID", "value": plan["hf_repo"]},
+        {"name": "HF_REVISION", "value": plan.get("revision") or "main"},
+        {"name": "MODEL_DIR", "value": plan["model_dir"]},
+    ]
+    return _deployment(
+        {
+            "initContainers": [{"name": "download-weights", "env": env}],
+            "containers": [{"name": "vllm", "args": args}],
+        }
+    )
+
+
+def patch_resources(plan: dict) -> dict:
+    """GPU, memory and CPU for the server; the /dev/shm size counts against memory."""
+    gpus = str(plan["gpus_per_replica"])
+    memory = _gi(plan["memory_request_gib"])
+    resources = {
+        "requests": {"cpu": str(plan["cpu_request"]), "memory": memory, "nvidia.com/gpu": gpus},
+        "limits": {"memory": memory, "nvidia.com/gpu": gpus},
+    }
+    return _deployment(
+        {
+            "containers": [{"name": "vllm", "resources": resources}],
+            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": _gi(plan["shm_size_gib"])}}],
+        }
+    )
+
+
+def patch_probes_drain(plan: dict) -> dict:
+    """Start-up budget, preStop and grace period; the progress deadline covers a slow load."""
+    doc = _deployment(
+        {
+            "terminationGracePeriodSeconds": plan["termination_grace_period_seconds"],
+            "initContainers": [
+                {
+                    "name": "download-weights",
+                    "env": [{"name": "LOCK_TIMEOUT_SECONDS", "value": str(plan["progress_deadline_seconds"])}],
+                }
+            ],
+            "containers": [
+                {
+                    "name": "vllm",
+                    "startupProbe": {
+                        "httpGet": {"path": "/health", "port": "http"},
+                        "periodSeconds": plan["startup_probe_period_seconds"],
+                        "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
+                        "failureThreshold": plan["startup_probe_failure_threshold"],
+                    },
+                    "lifecycle": {"preStop": {"sleep": {"seconds": plan["prestop_seconds"]}}},
+                }
+            ],
+        }
+    )
+    doc["metadata"]["annotations"] = {
+        "vllm-compose.io/load-seconds-estimate": str(plan["load_seconds_estimate"]),
+    }
+    doc["spec"]["progressDeadlineSeconds"] = plan["progress_deadline_seconds"]
+    return doc
+
+
+def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
+    """KEDA bounds, threshold and query; the PDB follows the minimum."""
+    from compose.plan import metrics
+
+    lo, hi, fallback = replica_bounds(opts, plan)
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "vllm"},
+        "spec": {
+            "minReplicaCount": lo,
+            "maxReplicaCount": hi,
+            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback},
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        "scaleDown": {"stabilizationWindowSeconds": plan["scale_down_stabilization_seconds"]}
+                    }
+                }
+            },
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": opts.prometheus_url,
+                        "query": metrics.queue_depth_query(plan["served_model_name"], namespace),
+                        "threshold": str(plan["keda_queue_threshold"]),
+                        "activationThreshold": str(plan["keda_activation_threshold"]),
+                        "ignoreNullValues": "false",
+                    },
+                }
+            ],
+        },
+    }
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "vllm"},
+        "spec": {"minAvailable": lo - 1},
+    }
+    return [scaled, pdb]
+
+
+def patch_storage(plan: dict) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "vllm-models"},
+        "spec": {"resources": {"requests": {"storage": _gi(plan["pvc_size_gib"])}}},
+    }
+
+
+def patch_placement(plan: dict, opts: Options) -> dict | None:
+    """Pin the GPU model (and spot capacity) with the cloud's node labels."""
+    from compose.plan import catalog
+
+    cloud = clouds_mod.get(opts.cloud)
+    selector: dict[str, str] = {}
+    if cloud.gpu_label:
+        value = catalog.get_gpu(plan["gpu"]).node_label_value(cloud.name, int(plan["gpus_per_replica"]))
+        if value:
+            selector[cloud.gpu_label] = value
+    if opts.spot and cloud.spot_label:
+        selector[cloud.spot_label[0]] = cloud.spot_label[1]
+    if not selector:
+        return None
+    return _deployment({"nodeSelector": selector})
+
+
+def _deployment(pod_spec: dict) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "vllm"},
+        "spec": {"template": {"spec": pod_spec}},
+    }
+
+
+# (file name, why) for every patch; the why opens the file.
+PATCH_WHY = {
+    "patch-model-args.yaml": "Which model vLLM serves and how: weights path, served name, parallelism,\n"
+    "# context, batch and queue limits, drain timeout (all from the plan).",
+    "patch-resources.yaml": "GPU, memory and CPU sized by the planner; requests equal limits so the\n"
+    "# pod is never the first to be OOM-killed, and /dev/shm counts against memory.",
+    "patch-probes-drain.yaml": "Start-up budget from the model's load time, and the drain: preStop +\n"
+    "# --shutdown-timeout + margin <= terminationGracePeriodSeconds.",
+    "patch-scaling.yaml": "KEDA bounds, queue threshold and query for this model and namespace;\n"
+    "# the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
+    "patch-storage.yaml": "Model cache sized from the checkpoint (weights on disk plus headroom).",
+    "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels.",
+    "patch-alerts.yaml": "Alert thresholds from this overlay's plan.",
+}
+
+
+def _patch_text(fname: str, overlay: str, docs: dict | list[dict]) -> str:
+    body = yamlio.dump_all(docs if isinstance(docs, list) else [docs], sort_keys=True)
+    return header(fname, overlay) + f"#\n# Why: {PATCH_WHY[fname]}\n" + body
+
