@@ -110,7 +110,7 @@ def test_resolve_config_file_and_directory(tmp_path):
         ("{not json", "malformed JSON"),
         ("[1, 2]", "JSON object"),
         ({"hidden_size": 64}, "missing 'num_hidden_layers'"),
-        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": "4"}, "'num_attention_heads' must be a positive integer"),
+        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": "4"}, "num_attention_heads must be an integer (got '4')"),
         ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 3,
           "vocab_size": 10, "intermediate_size": 8, "max_position_embeddings": 16}, "not a multiple"),
         ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10,

@@ -30,6 +30,7 @@ from typing import Any
 
 from compose.core import yamlio
 from compose.core.errors import ConfigError, InvalidInput, UnknownGPU, UnknownModel
+from compose.plan import configschema
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MANAGED_CLOUDS = ("gke", "eks", "aks")
@@ -171,9 +172,12 @@ class ResolvedModel:
 
 
 def parse_config(cfg: Any, source: str = "config.json") -> Architecture:
-    """Turn a config.json mapping into an Architecture, or raise one-line ConfigError."""
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{source}: expected a JSON object at the top level")
+    """Turn a config.json mapping into an Architecture, or raise one-line ConfigError.
+
+    The fields read here are first checked against their declared types and ranges
+    (`compose.plan.configschema`), so the code below may trust them.
+    """
+    configschema.check(cfg, source)
     _reject_unsupported(cfg, source)
     cfg = _with_standard_names(cfg)
     model_type = str(cfg.get("model_type") or "")
@@ -271,6 +275,8 @@ def _moe_fields(cfg: dict, layers: int, source: str) -> dict:
     if not isinstance(experts, int) or experts <= 1:
         return {}
     per_token = _positive_int(cfg, "num_experts_per_tok", source)
+    if per_token > experts:
+        raise ConfigError(f"{source}: num_experts_per_tok ({per_token}) exceeds the {experts} experts; correct it")
     moe_inter = cfg.get("moe_intermediate_size") or cfg.get("intermediate_size")
     if not isinstance(moe_inter, int) or moe_inter <= 0:
         raise ConfigError(f"{source}: missing 'moe_intermediate_size' for a mixture-of-experts model")
@@ -302,6 +308,11 @@ def _context_length(cfg: dict, source: str) -> tuple[int, int]:
         if rope_type == "yarn" and rope.get("original_max_position_embeddings"):
             derived = int(rope["original_max_position_embeddings"])
         derived = int(derived * float(rope["factor"]))
+    if derived > configschema.MAX_CONTEXT:
+        raise ConfigError(
+            f"{source}: the context length derived from rope_scaling ({derived} tokens) exceeds "
+            f"{configschema.MAX_CONTEXT}; correct rope_scaling.factor or max_position_embeddings"
+        )
     return derived, max_pos
 
 
@@ -342,6 +353,7 @@ def parse_quantization(qc: Any, source: str = "config.json") -> Quantization | N
         return None
     if not isinstance(qc, dict) or not qc.get("quant_method"):
         raise ConfigError(f"{source}: quantization_config needs a 'quant_method'")
+    configschema.check_quantization(qc, source)
     method = str(qc["quant_method"]).lower()
     parser = _QUANT_PARSERS.get(method)
     if parser is None:
@@ -372,7 +384,7 @@ def _fbgemm_fp8(qc: dict, source: str) -> Quantization:
 
 
 def _modelopt(qc: dict, source: str) -> Quantization:
-    algo = str(qc.get("quant_algo") or qc.get("quantization", {}).get("quant_algo") or "").upper()
+    algo = str(qc.get("quant_algo") or (qc.get("quantization") or {}).get("quant_algo") or "").upper()
     if algo != "FP8":
         raise ConfigError(f"{source}: unsupported modelopt quant_algo {algo!r}; only FP8 is supported")
     return Quantization("modelopt", 8, "tensor", ignore=_ignore_list(qc, "exclude_modules", "ignore"))
@@ -529,11 +541,15 @@ def resolve_model(ref: str) -> ResolvedModel:
 def load_config_file(path: Path) -> dict:
     """Read a config.json; malformed JSON is a one-line ConfigError."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: malformed JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read ({err.__class__.__name__}: {err})") from None
+        raise ConfigError(f"{path}: malformed JSON ({err.msg} at line {err.lineno} column {err.colno}); fix the file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; give the checkpoint's config.json") from None
+    except (ValueError, RecursionError) as err:  # a number with thousands of digits, absurd nesting
+        raise ConfigError(f"{path}: not a config.json ({' '.join(str(err).split())[:120]}); fix the file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err.__class__.__name__}); check the path and its permissions") from None
 
 
 def _resolve_path(path: Path) -> ResolvedModel:

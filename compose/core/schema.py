@@ -1,0 +1,112 @@
+"""Declared schemas, one line per failure.
+
+Files compose reads (config.json, compose-plan.yaml, compose-gitops.yaml, the
+kustomizations it follows) are validated by pydantic v2 models that live next
+to their readers. This module turns a `ValidationError` into the one line
+compose prints: `field problem (got value)` for every wrong field, joined by
+"; ", so the reader's own message can add the file and the fix.
+
+    try:
+        Model.model_validate(data)
+    except ValidationError as err:
+        raise InvalidInput(f"{path}: {describe(err)}; fix the file") from None
+
+`validate(model, data, source, fix)` does exactly that. pydantic is imported by
+the modules that define models, not here, so commands that read no such file do
+not pay for the import.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from compose.core.errors import InvalidInput
+
+T = TypeVar("T")
+
+_MESSAGES = {
+    "bool_type": "must be a boolean (true or false, not a string)",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
+    "missing": "is required",
+    "extra_forbidden": "is not a known field (remove it, or check its spelling)",
+}
+_BOUNDS = {"greater_than_equal": "at least", "greater_than": "greater than",
+           "less_than_equal": "at most", "less_than": "less than"}
+
+
+def describe(err: Any, limit: int = 8) -> str:
+    """The errors of a pydantic ValidationError as `field problem (got value)`, joined by '; '."""
+    parts = []
+    errors = err.errors()
+    for e in errors[:limit]:
+        kind = e["type"]
+        ctx = e.get("ctx") or {}
+        if kind in _MESSAGES:
+            problem = _MESSAGES[kind]
+        elif kind in _BOUNDS:
+            problem = f"must be {_BOUNDS[kind]} {next(iter(ctx.values()), '?')}"
+        elif kind == "literal_error":
+            problem = f"must be {ctx.get('expected', 'one of the allowed values')}"
+        elif kind in ("too_short", "too_long"):
+            problem = e["msg"].replace("List should have", "must have").replace("String should have", "must have")
+            problem = problem.replace("Value should have", "must have")
+        elif kind == "value_error":
+            problem = str(ctx.get("error", e["msg"]))
+        else:
+            msg = e["msg"]
+            problem = msg[:1].lower() + msg[1:]
+        got = "" if kind in ("missing",) else f" (got {short_repr(e.get('input'))})"
+        if kind == "extra_forbidden":
+            got = ""
+        parts.append(f"{field_path(e['loc'])} {problem}{got}")
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
+
+
+def field_path(loc: tuple) -> str:
+    """('a', 'b', 0) -> 'a.b[0]'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """A value as the message shows it: short, and a string that looks like a boolean says so."""
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return f"the string {value!r}"
+    if isinstance(value, (dict, list)) and len(repr(value)) > limit:
+        return kind_of(value)
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def kind_of(value: Any) -> str:
+    """'a list', 'a string', ... for messages about the wrong kind of value."""
+    return {list: "a list", dict: "a mapping", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def validate(model: type[T], data: Any, source: str, fix: str) -> T:
+    """`model.model_validate(data)`, or InvalidInput `source: <problems>; <fix>`."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)  # type: ignore[attr-defined]
+    except ValidationError as err:
+        raise InvalidInput(f"{source}: {describe(err)}; {fix}") from None
+
+
+__all__ = ["describe", "field_path", "short_repr", "kind_of", "validate"]
