@@ -1,6 +1,15 @@
-"""`compose`: the typer entry point. Commands live in `compose.commands.*`."""
+"""`compose`: the typer entry point. Commands live in `compose.commands.*`.
+
+Exit codes (README.md, "Exit codes"): 0 success, 1 findings or drift, 2 invalid
+input or environment, 3 internal error (one line plus the saved traceback), 130
+interrupted.
+"""
 
 from __future__ import annotations
+
+import signal
+import sys
+import threading
 
 import typer
 
@@ -36,19 +45,45 @@ for _module in (plan, overlay, gitops):
     _module.register(app)
 
 
-def main() -> None:
-    """Console entry point: usage errors become one line too, like every other error."""
-    import sys
+def _sigterm(signum, frame):  # SIGTERM ends a command the way Ctrl-C does: cleanly
+    raise KeyboardInterrupt
 
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on `argv` and return the exit code; usage errors are one line too."""
     from typer._click import exceptions as click_exc
 
+    from compose.commands import internal_error
+    from compose.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        code = app(prog_name="compose", standalone_mode=False)
+        code = app(args=argv, prog_name="compose", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as err:
         typer.echo(err.ctx.get_help() if err.ctx else str(err))
-        sys.exit(0)
+        return 0
     except click_exc.UsageError as err:
         command = err.ctx.command_path if err.ctx else "compose"
-        typer.echo(f"error: {err.format_message()} (see `{command} --help`)", err=True)
-        sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+        message = " ".join(err.format_message().split())
+        typer.echo(f"error: {message} (see `{command} --help`)", err=True)
+        return EXIT_INVALID
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # anything outside a command's own edge (option parsing, ...)
+        typer.echo(f"error: {internal_error(err)}", err=True)
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run())

@@ -95,13 +95,29 @@ def test_resolve_config_file_and_directory(tmp_path):
     by_file = catalog.resolve_model(str(tmp_path / "config.json"))
     by_dir = catalog.resolve_model(str(tmp_path))
     assert by_file.arch == by_dir.arch == catalog.get_model("mistral-7b").architecture()
-    assert by_file.revision is None and by_file.hf_repo == tmp_path.name
+    # No _name_or_path: nothing names a Hub repository (the directory name is not one).
+    assert by_file.revision is None and by_file.hf_repo is None
+    assert by_file.slug == catalog.dns_slug(tmp_path.name) == by_file.served_model_name
     cfg["_name_or_path"] = "mistralai/Mistral-7B-Instruct-v0.3"
     _write(tmp_path, cfg)
     assert catalog.resolve_model(str(tmp_path)).served_model_name == "mistralai/Mistral-7B-Instruct-v0.3"
-    cfg["_name_or_path"] = "/home/me/checkpoints/run-7"  # a local path is not a repo id
-    _write(tmp_path, cfg)
-    assert catalog.resolve_model(str(tmp_path)).hf_repo == tmp_path.name
+    for local in ("/home/me/checkpoints/run-7", "../..", "./x/y", "org/../name", "-org/name", "org/name.", "a--b/c"):
+        cfg["_name_or_path"] = local  # a local path is not a repo id
+        _write(tmp_path, cfg)
+        assert catalog.resolve_model(str(tmp_path)).hf_repo is None, local
+
+
+def test_hub_ids_and_revisions_are_validated():
+    for good in ("meta-llama/Llama-3.1-8B-Instruct", "a/b", "Org_1/name.v2"):
+        assert catalog.check_hub_id(good) == good
+    for bad in ("../..", "a", "a/b/c", "/a", "a/", "a b/c", "a/b{{", "x" * 97 + "/y", "a..b/c", None, 5):
+        with pytest.raises(InvalidInput, match="--hf-repo"):
+            catalog.check_hub_id(bad)
+    for good in ("main", "0" * 40, "refs/pr/1", "v1.2.3"):
+        assert catalog.check_revision(good) == good
+    for bad in ("", "../x", "a b", "-x", "x/", "x.lock", "x" * 256, "a//b"):
+        with pytest.raises(InvalidInput, match="--revision"):
+            catalog.check_revision(bad)
 
 
 @pytest.mark.parametrize(

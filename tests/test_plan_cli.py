@@ -38,7 +38,9 @@ def test_plan_json_for_a_config_path(tmp_path):
     d = json.loads(res.stdout)
     assert d["tensor_parallel_size"] == 2 and d["fits"] is True
     assert d["gpu"] == "custom" and d["request"]["gpu_memory_gib"] == 79.18
-    assert d["revision"] is None and d["model_dir"] == f"/models/{tmp_path.name}"
+    # No Hub id in the config: the slug (DNS-1123, from the directory name) names the directory.
+    assert d["revision"] is None and d["hf_repo"] is None
+    assert d["model_dir"] == f"/models/{d['slug']}" and ".." not in d["model_dir"]
 
 
 def test_not_fitting_table_is_one_line_on_stderr_exit_2():
@@ -63,14 +65,19 @@ def test_not_fitting_json_prints_the_plan_and_exits_2():
         (("plan", "no-such-model", "--gpu", "l4"), "unknown model 'no-such-model'"),
         (("plan", "llama-3.1-8b", "--gpu", "v100"), "unknown GPU 'v100'"),
         (("plan", "llama-3.1-70b", "--gpu", "h100-80gb", "--tensor-parallel-size", "3"), "does not divide"),
-        (("plan", "llama-3.1-8b", "--gpu", "l4", "--max-model-len", "-5"), "--max-model-len must be a positive integer"),
+        (("plan", "llama-3.1-8b", "--gpu", "l4", "--max-model-len", "-5"), "--max-model-len"),
+        (("plan", "llama-3.1-8b", "--gpu", "l4", "--gpus-per-node", "100000000"), "--gpus-per-node"),
+        (("plan", "llama-3.1-8b", "--gpu-memory-gib", "1e300"), "--gpu-memory-gib"),
+        (("plan", "llama-3.1-8b", "--gpu", "l4", "--vllm-version", "0.1." + "a" * 25 + "!"), "invalid vLLM version"),
         (("plan", "llama-3.1-8b", "--gpu", "l4", "--output-tokens", "0"), "--output-tokens"),
         (("plan", "llama-3.1-8b"), "--gpu"),
         (("plan", "./missing/config.json", "--gpu", "l4"), "no such file"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, needle):
-    res = run(*args)
+    from composer_helpers import cli
+
+    res = cli(*args)  # the console entry point: usage errors are one line there too
     assert res.exit_code == EXIT_INVALID
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], res.stderr

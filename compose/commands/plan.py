@@ -28,19 +28,33 @@ def register(app: typer.Typer) -> None:
 def plan_cmd(
     model: str = typer.Argument(..., help="Catalog slug (see `compose models`), a config.json, or a directory holding one."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help="Catalog GPU (see `compose gpus`)."),
-    gpu_memory_gib: Optional[float] = typer.Option(None, "--gpu-memory-gib", help="Total GiB of another GPU, as CUDA reports it."),
-    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", "-tp", help="Default: the smallest that fits on one node."),
-    gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization", help="Fraction of each GPU vLLM may use."),
-    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", help="Default: the model's context length."),
-    max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens", help="Default: vLLM's for the GPU."),
-    max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help="Default: vLLM's, capped by the KV cache."),
+    gpu_memory_gib: Optional[float] = typer.Option(
+        None, "--gpu-memory-gib", min=0.0, max=1024.0, help="Total GiB of another GPU, as CUDA reports it (up to 1024)."),
+    tensor_parallel_size: Optional[int] = typer.Option(
+        None, "--tensor-parallel-size", "-tp", min=1, max=64, help="1 to 64; default: the smallest that fits on one node."),
+    gpu_memory_utilization: float = typer.Option(
+        0.9, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU vLLM may use (0.05 to 1)."),
+    max_model_len: Optional[int] = typer.Option(
+        None, "--max-model-len", min=1, max=1 << 24, help="1 to 16777216; default: the model's context length."),
+    max_num_batched_tokens: Optional[int] = typer.Option(
+        None, "--max-num-batched-tokens", min=1, max=1 << 24, help="1 to 16777216; default: vLLM's for the GPU."),
+    max_num_seqs: Optional[int] = typer.Option(
+        None, "--max-num-seqs", min=1, max=1 << 16, help="1 to 65536; default: vLLM's, capped by the KV cache."),
     kv_cache_dtype: str = typer.Option("auto", "--kv-cache-dtype", help="auto or fp8."),
-    gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", help="Default: from the GPU catalog."),
-    prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", help="Request profile: prompt length (default 1024)."),
-    output_tokens: Optional[int] = typer.Option(None, "--output-tokens", help="Request profile: max output tokens (default 256)."),
-    target_rps: Optional[float] = typer.Option(None, "--target-rps", help="Requests per second to size replicas for."),
-    spot_notice_seconds: Optional[int] = typer.Option(None, "--spot-notice-seconds", help="Fit the drain in this preemption notice."),
-    vllm_version: Optional[str] = typer.Option(None, "--vllm-version", help="vLLM version to model (default 0.33.0)."),
+    gpus_per_node: Optional[int] = typer.Option(
+        None, "--gpus-per-node", min=1, max=64, help="1 to 64; default: from the GPU catalog."),
+    prompt_tokens: Optional[int] = typer.Option(
+        None, "--prompt-tokens", min=1, max=1 << 24, help="Request profile: prompt length (default 1024, at most 16777216)."),
+    output_tokens: Optional[int] = typer.Option(
+        None, "--output-tokens", min=1, max=1 << 24, help="Request profile: max output tokens (default 256, at most 16777216)."),
+    target_rps: Optional[float] = typer.Option(
+        None, "--target-rps", min=0.0, max=100_000.0, help="Requests per second to size replicas for (up to 100000)."),
+    spot_notice_seconds: Optional[int] = typer.Option(
+        None, "--spot-notice-seconds", min=1, max=3600, help="Fit the drain in this preemption notice (up to 3600)."),
+    vllm_version: Optional[str] = typer.Option(
+        None, "--vllm-version", help="vLLM version to model, X.Y.Z (default 0.33.0; at most 64 characters)."),
+    hf_repo: Optional[str] = typer.Option(None, "--hf-repo", help="Hugging Face repository ORG/NAME to record in the plan."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision (commit SHA) to record in the plan."),
     fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json."),
 ) -> None:
     """Size a vLLM deployment: TP, KV cache, batch limits, budgets, resources.
@@ -61,6 +75,7 @@ def plan_cmd(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, kv_cache_dtype=kv_cache_dtype,
         gpus_per_node=gpus_per_node, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         target_rps=target_rps, spot_notice_seconds=spot_notice_seconds, vllm_version=vllm_version,
+        hf_repo=hf_repo, revision=revision,
     )
     req = planner.PlanRequest(**{k: v for k, v in given.items() if v is not None})
     if fmt is Fmt.json:

@@ -9,7 +9,9 @@ from __future__ import annotations
 # Exit codes, shared by every command.
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # drift, failed checks, policy findings
-EXIT_INVALID = 2  # invalid input: unknown model, bad name, does not fit, ...
+EXIT_INVALID = 2  # invalid input or environment: unknown model, bad name, does not fit, read-only checkout, ...
+EXIT_INTERNAL = 3  # an unexpected internal error (a bug): one line plus where the traceback was saved
+EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM
 
 
 class ComposeError(Exception):
@@ -63,6 +65,12 @@ class NotOurs(InvalidInput):
 
 class ToolMissing(ComposeError):
     """An external tool (kubectl) is not installed."""
+
+
+class Interrupted(ComposeError):
+    """SIGINT or SIGTERM ended the command; the message says what state the repository is in."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class BuildFailed(ComposeError):

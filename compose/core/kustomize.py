@@ -31,25 +31,79 @@ class Rendered:
     warnings: str  # anything kustomize printed on stderr (deprecations, ...)
 
 
-def build(directory: Path | str) -> Rendered:
-    """`kubectl kustomize DIR`; raises BuildFailed with kustomize's message on error."""
+BUILD_TIMEOUT_SECONDS = 120
+
+
+def build(directory: Path | str, display: str | None = None) -> Rendered:
+    """`kubectl kustomize DIR`; raises BuildFailed with kustomize's message on error.
+
+    `display` names the directory in messages instead of its path (a staging view)."""
     directory = Path(directory)
-    proc = subprocess.run(
-        [kubectl(), "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    shown = display or str(directory)
+    try:
+        proc = subprocess.run(
+            [kubectl(), "kustomize", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        raise BuildFailed(f"{shown}: kubectl kustomize did not finish in {BUILD_TIMEOUT_SECONDS} s") from None
     if proc.returncode != 0:
-        msg = " ".join(proc.stderr.split())[:500]
-        raise BuildFailed(f"{directory}: kubectl kustomize failed: {msg}")
-    docs = yamlio.load_all(proc.stdout, f"kustomize build of {directory}")
+        stderr = proc.stderr.replace(str(directory), shown) if display else proc.stderr
+        msg = " ".join(stderr.split())[:500]
+        raise BuildFailed(f"{shown}: kubectl kustomize failed: {msg}")
+    docs = yamlio.load_all(proc.stdout, f"kustomize build of {shown}")
     return Rendered(directory, proc.stdout, docs, proc.stderr.strip())
 
 
 def is_component(kustomization: Path) -> bool:
     data = yamlio.load_file(kustomization) or {}
-    return data.get("kind") == "Component"
+    return isinstance(data, dict) and data.get("kind") == "Component"
+
+
+def read_kustomization(path: Path | str, source: str | None = None) -> dict:
+    """A kustomization file as compose reads it: a mapping whose `namespace`, `resources`,
+    `components` and `patches` have the types kustomize requires (other keys are kustomize's
+    business). Anything else is one InvalidInput line naming the file and the field."""
+    from compose.core.schema import validate
+
+    shown = source or str(path)
+    data = yamlio.load_file(Path(path), shown)
+    if data is None:
+        return {}
+    validate(_kustomization_model(), data, shown, "fix the file (kustomize would reject it too)")
+    return data
+
+
+_KUSTOMIZATION_MODEL = None
+
+
+def _kustomization_model():
+    global _KUSTOMIZATION_MODEL
+    if _KUSTOMIZATION_MODEL is None:
+        from typing import Optional, Union
+
+        from pydantic import BaseModel, ConfigDict
+
+        class Patch(BaseModel):
+            model_config = ConfigDict(strict=True, extra="allow")
+            path: Optional[str] = None
+            patch: Optional[str] = None
+            target: Optional[dict] = None
+
+        class Kustomization(BaseModel):
+            model_config = ConfigDict(strict=True, extra="allow")
+            apiVersion: Optional[str] = None
+            kind: Optional[str] = None
+            namespace: Optional[str] = None
+            namePrefix: Optional[str] = None
+            resources: Optional[list[str]] = None
+            components: Optional[list[str]] = None
+            patches: Optional[list[Union[Patch, str]]] = None
+
+        _KUSTOMIZATION_MODEL = Kustomization
+    return _KUSTOMIZATION_MODEL
 
 
 def discover(root: Path | str) -> list[Path]:

@@ -42,8 +42,10 @@ _BOUNDS = {"greater_than_equal": "at least", "greater_than": "greater than",
            "less_than_equal": "at most", "less_than": "less than"}
 
 
-def describe(err: Any, limit: int = 8) -> str:
-    """The errors of a pydantic ValidationError as `field problem (got value)`, joined by '; '."""
+def describe(err: Any, limit: int = 8, rename: Any = None) -> str:
+    """The errors of a pydantic ValidationError as `field problem (got value)`, joined by '; '.
+
+    `rename(field_path) -> str` shows a field under another name (a command-line flag)."""
     parts = []
     errors = err.errors()
     for e in errors[:limit]:
@@ -66,7 +68,8 @@ def describe(err: Any, limit: int = 8) -> str:
         got = "" if kind in ("missing",) else f" (got {short_repr(e.get('input'))})"
         if kind == "extra_forbidden":
             got = ""
-        parts.append(f"{field_path(e['loc'])} {problem}{got}")
+        name = field_path(e["loc"])
+        parts.append(f"{rename(name) if rename else name} {problem}{got}")
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more")
     return "; ".join(parts)

@@ -45,7 +45,9 @@ def load_all(text: str, source: str = "<string>") -> list[Any]:
     try:
         return [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
     except yaml.YAMLError as err:
-        raise InvalidInput(f"{source}: malformed YAML ({_one_line(err)}); fix the file") from err
+        raise InvalidInput(f"{source}: malformed YAML ({_one_line(err)[:300]}); fix the file") from None
+    except RecursionError:
+        raise InvalidInput(f"{source}: malformed YAML (nested too deeply); fix the file") from None
 
 
 def load(text: str, source: str = "<string>") -> Any:
@@ -55,8 +57,21 @@ def load(text: str, source: str = "<string>") -> Any:
     return docs[0]
 
 
-def load_file(path: Path) -> Any:
-    return load(Path(path).read_text(), str(path))
+def read_text(path: Path | str, source: str | None = None) -> str:
+    """A file compose reads, as text; unreadable or non-UTF-8 is one InvalidInput line."""
+    shown = source or str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidInput(f"{shown}: not UTF-8 text (byte {err.start}); fix or replace the file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{shown}: a directory where a file should be; move it away") from None
+    except OSError as err:
+        raise InvalidInput(f"{shown}: cannot read it ({err.strerror or err}); check the path and permissions") from None
+
+
+def load_file(path: Path, source: str | None = None) -> Any:
+    return load(read_text(path, source), source or str(path))
 
 
 def _one_line(err: Exception) -> str:
@@ -69,16 +84,20 @@ class _Dumper(yaml.SafeDumper):
 
 # Plain scalars that some YAML 1.1 reader (kustomize's Go YAML among them) takes
 # for a bool, null or number: `y`, `no`, `on`, `~`, `123`, `1e3`, `0x1f`, `.5`, ...
+# The number branch is written so that no two quantifiers compete for the same
+# characters: the match is linear in the length of the string (the earlier
+# `(?:\d[\d_]*)?\.?\d*` was quadratic: 80 s for a 40,000-character URL). It accepts
+# exactly the same strings; tests/test_hostile.py compares the two.
 _AMBIGUOUS = re.compile(
-    r"^(?:y|n|yes|no|on|off|true|false|null|~|"
-    r"[-+]?(?:\d[\d_]*)?\.?\d*(?:[eE][-+]?\d+)?|0x[0-9a-fA-F_]+|0o?[0-7_]+|[-+]?\.(?:inf|nan))$",
+    r"(?:y|n|yes|no|on|off|true|false|null|~|"
+    r"[-+]?(?:\d[\d_]*)?(?:\.\d*)?(?:[eE][-+]?\d+)?|0x[0-9a-fA-F_]+|0o?[0-7_]+|[-+]?\.(?:inf|nan))",
     re.IGNORECASE,
 )
 
 
 def needs_quotes(value: str) -> bool:
     """True if `value` must be quoted to stay a string for every YAML 1.1/1.2 reader."""
-    return value == "" or bool(_AMBIGUOUS.match(value))
+    return value == "" or _AMBIGUOUS.fullmatch(value) is not None
 
 
 def _str_representer(dumper, data: str):
@@ -152,9 +171,15 @@ def roundtrip():
     return y
 
 
-def roundtrip_load(text: str):
+def roundtrip_load(text: str, source: str = "<string>"):
+    """Round-trip parse (comments kept) of a file people edit; it must also pass the
+    strict loader first, so duplicate keys are one InvalidInput line, not a traceback."""
+    load_all(text, source)
     y = roundtrip()
-    return y.load(text)
+    try:
+        return y.load(text)
+    except Exception as err:  # ruamel raises its own hierarchy
+        raise InvalidInput(f"{source}: malformed YAML ({_one_line(err)[:300]}); fix the file") from None
 
 
 def quote_ambiguous(node):

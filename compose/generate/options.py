@@ -61,17 +61,191 @@ class Options:
     gpu_memory_utilization: float | None = None
     kv_cache_dtype: str | None = None
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    hf_repo: str | None = None  # Hub id to download (default: the catalog's, or the config's _name_or_path)
+    revision: str | None = None  # Hub revision to pin (default: the catalog's)
 
     def to_inputs(self) -> dict:
         return {k: v for k, v in sorted(dataclasses.asdict(self).items()) if v is not None}
 
     @classmethod
-    def from_inputs(cls, inputs: dict) -> "Options":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(inputs) - known)
-        if unknown:
-            raise InvalidInput(f"{PLAN_FILE}: unknown inputs {unknown}; remove them or upgrade compose")
+    def from_inputs(cls, inputs: object, source: str = PLAN_FILE) -> "Options":
+        """Options from a recorded `inputs` mapping, checked against `Inputs` (types, ranges,
+        no unknown keys): one InvalidInput line naming the file, every wrong field and the fix."""
+        from compose.core.schema import validate
+
+        if not isinstance(inputs, dict):
+            from compose.core.schema import kind_of
+
+            raise InvalidInput(
+                f"{source}: inputs must be a mapping of new-model options (model, env, cloud, ...), "
+                f"not {kind_of(inputs)}; fix it or regenerate the overlay with `compose new-model --force`"
+            )
+        validate(_inputs_model(), {"inputs": inputs}, source,
+                 "fix the recorded inputs (see `compose new-model --help` for each option)")
         return cls(**inputs)
+
+    def check(self) -> "Options":
+        """The same schema for options given on the command line, with flag names in the message."""
+        from pydantic import ValidationError
+
+        from compose.core.schema import describe
+
+        try:
+            _inputs_model().model_validate({"inputs": self.to_inputs()})
+        except ValidationError as err:
+            raise InvalidInput(describe(err, rename=lambda f: "--" + f.removeprefix("inputs.").replace("_", "-"))
+                               + "; see `compose new-model --help`") from None
+        return self
+
+
+def _inputs_model():
+    """The pydantic model of `inputs`, built on first use (pydantic is imported only then)."""
+    global _INPUTS_MODEL
+    if _INPUTS_MODEL is None:
+        _INPUTS_MODEL = _build_inputs_model()
+    return _INPUTS_MODEL
+
+
+_INPUTS_MODEL = None
+
+
+def _build_inputs_model():
+    from typing import Literal, Optional
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from compose.plan import planner
+
+    Count = Optional[int]
+
+    class Inputs(BaseModel):
+        """compose-plan.yaml `inputs`: exactly the new-model options, strictly typed."""
+
+        model_config = ConfigDict(strict=True, extra="forbid")
+
+        model: str = Field(min_length=1, max_length=1024)
+        env: Literal["dev", "staging", "prod"] = "dev"
+        cloud: Literal["eks", "gke", "aks", "k3s"] = "k3s"
+        gpu: Optional[str] = Field(None, min_length=1, max_length=64)
+        spot: bool = False
+        monitoring: bool = True
+        name: Optional[str] = Field(None, min_length=1, max_length=63)
+        namespace: Optional[str] = Field(None, min_length=1, max_length=63)
+        max_model_len: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
+        target_rps: Optional[float] = Field(None, gt=0, le=planner.MAX_TARGET_RPS, allow_inf_nan=False)
+        prompt_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
+        output_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
+        replicas: Optional[str] = Field(None, min_length=3, max_length=15)
+        tensor_parallel_size: Count = Field(None, ge=1, le=planner.MAX_GPUS_PER_NODE)
+        gpu_memory_utilization: Optional[float] = Field(
+            None, ge=planner.MIN_GPU_MEMORY_UTILIZATION, le=1.0, allow_inf_nan=False)
+        kv_cache_dtype: Optional[Literal["auto", "fp8"]] = None
+        prometheus_url: str = Field(DEFAULT_PROMETHEUS_URL, min_length=1, max_length=MAX_URL_LENGTH)
+        hf_repo: Optional[str] = Field(None, min_length=3, max_length=193)
+        revision: Optional[str] = Field(None, min_length=1, max_length=255)
+
+    class Wrapper(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid")
+        inputs: Inputs
+
+    return Wrapper
+
+
+_PLAN_FILE_MODEL = None
+
+
+def _plan_file_model():
+    """compose-plan.yaml: apiVersion/kind, the overlay's names, `inputs` (as above) and the
+    planner figures compose reads back (other plan keys are the planner's record)."""
+    global _PLAN_FILE_MODEL
+    if _PLAN_FILE_MODEL is not None:
+        return _PLAN_FILE_MODEL
+    from typing import Literal, Optional
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    Inputs = _inputs_model().model_fields["inputs"].annotation
+    Seconds = Optional[int]
+
+    class OverlaySection(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid")
+        name: str = Field(min_length=1, max_length=63)
+        env: str = Field(min_length=1, max_length=63)
+        namespace: str = Field(min_length=1, max_length=63)
+        name_prefix: str = Field(min_length=1, max_length=64)
+
+    class PlanSection(BaseModel):
+        model_config = ConfigDict(strict=True, extra="allow")
+        startup_budget_seconds: Seconds = Field(None, ge=1, le=10**7)
+        progress_deadline_seconds: Seconds = Field(None, ge=1, le=10**7)
+        termination_grace_period_seconds: Seconds = Field(None, ge=0, le=10**7)
+        replicas_for_target_rps: Optional[int] = Field(None, ge=0, le=10**9)
+        tensor_parallel_size: Optional[int] = Field(None, ge=1, le=10**3)
+        served_model_name: Optional[str] = Field(None, max_length=256)
+        gpu: Optional[str] = Field(None, max_length=64)
+
+    class PlanFile(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid")
+        apiVersion: Literal[PLAN_API]  # type: ignore[valid-type]
+        kind: Literal[PLAN_KIND]  # type: ignore[valid-type]
+        overlay: OverlaySection
+        inputs: Inputs  # type: ignore[valid-type]
+        plan: PlanSection
+
+    _PLAN_FILE_MODEL = PlanFile
+    return PlanFile
+
+
+def load_plan_file(directory, source: str | None = None) -> dict:
+    """An overlay's compose-plan.yaml, parsed and checked against its schema.
+
+    Missing: NotOurs (the overlay was not generated by compose). Malformed YAML, a wrong
+    type, an out-of-range value or an unknown key: one InvalidInput line naming the file,
+    the fields and the fix."""
+    from pathlib import Path
+
+    from compose.core import yamlio
+    from compose.core.errors import NotOurs
+    from compose.core.schema import kind_of, validate
+
+    path = Path(directory) / PLAN_FILE
+    shown = source or str(path)
+    if not path.is_file():
+        raise NotOurs(f"{Path(directory)} has no {PLAN_FILE}; it was not generated by compose")
+    doc = yamlio.load_file(path, shown)
+    fix = "fix the file, or regenerate the overlay with `compose new-model ... --force`"
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{shown}: expected a mapping (apiVersion, kind, overlay, inputs, plan), not {kind_of(doc)}; {fix}")
+    if "inputs" in doc and not isinstance(doc["inputs"], dict):
+        Options.from_inputs(doc["inputs"], shown)  # the clearer message for the common mistake
+    validate(_plan_file_model(), doc, shown, fix)
+    return doc
+
+
+MAX_URL_LENGTH = 2048
+
+
+def check_prometheus_url(url: str) -> str:
+    """http(s)://host[:port][/path], printable ASCII without quotes, braces or spaces."""
+    from urllib.parse import urlsplit
+
+    bad = set(' "\'`{}<>|^')
+    ok = isinstance(url, str) and 0 < len(url) <= MAX_URL_LENGTH and url.isascii() and url.isprintable()
+    ok = ok and not (set(url) & bad)
+    if ok:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+    if not ok:
+        shown = repr(url) if len(str(url)) <= 60 else repr(str(url)[:57]) + "..."
+        raise InvalidInput(
+            f"invalid --prometheus-url {shown}: an http(s) URL of at most {MAX_URL_LENGTH} characters, "
+            f"e.g. {DEFAULT_PROMETHEUS_URL}"
+        )
+    return url
 
 
 # The request whose plan base/vllm carries (checked by `compose check --all` and
@@ -84,14 +258,19 @@ BASE_REFERENCE = Options(
 
 def parse_replicas(text: str | None) -> tuple[int, int] | None:
     """`--replicas MIN:MAX`, validated; None when not given."""
+    import re
+
+    from compose.plan.planner import MAX_REPLICAS
+
     if text is None:
         return None
-    try:
-        lo, hi = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise InvalidInput(f"invalid --replicas {text!r}: use MIN:MAX, e.g. 2:6") from None
-    if lo < 1 or hi < lo:
-        raise InvalidInput(f"invalid --replicas {text!r}: need 1 <= MIN <= MAX")
+    match = re.fullmatch(r"(\d{1,7}):(\d{1,7})", text) if isinstance(text, str) and len(text) <= 15 else None
+    if not match:
+        shown = repr(text) if len(str(text)) <= 30 else repr(str(text)[:27]) + "..."
+        raise InvalidInput(f"invalid --replicas {shown}: use MIN:MAX, e.g. 2:6 (MAX at most {MAX_REPLICAS})")
+    lo, hi = int(match[1]), int(match[2])
+    if lo < 1 or hi < lo or hi > MAX_REPLICAS:
+        raise InvalidInput(f"invalid --replicas {text!r}: need 1 <= MIN <= MAX <= {MAX_REPLICAS}")
     return lo, hi
 
 

@@ -19,6 +19,7 @@ Public API:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -159,10 +160,15 @@ class Architecture:
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model the planner can size: identity for the manifests plus its architecture."""
+    """A model the planner can size: identity for the manifests plus its architecture.
+
+    `hf_repo` is a validated Hub id (`org/name`) or None when nothing names one (a
+    local config.json whose `_name_or_path` is a path); `revision` is None unless the
+    catalog or the caller pins one. `compose new-model` refuses a model without both.
+    """
 
     slug: str
-    hf_repo: str
+    hf_repo: str | None
     revision: str | None
     revision_pinned: bool
     gated: bool
@@ -523,8 +529,13 @@ def config_for(slug: str) -> dict:
 
 def resolve_model(ref: str) -> ResolvedModel:
     """A catalog slug or hf repo id, a config.json file, or a directory holding one."""
+    check_model_ref(ref)
     path = Path(ref).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except OSError as err:
+        raise ConfigError(f"{_short(ref)}: {err.strerror}; give a catalog slug or a shorter path to a config.json") from None
+    if exists:
         return _resolve_path(path)
     try:
         entry = get_model(ref)
@@ -536,6 +547,23 @@ def resolve_model(ref: str) -> ResolvedModel:
         slug=entry.slug, hf_repo=entry.hf_repo, revision=entry.revision, revision_pinned=entry.revision_pinned,
         gated=entry.gated, served_model_name=entry.hf_repo, arch=entry.architecture(), origin="catalog",
     )
+
+
+MAX_MODEL_REF = 1024
+
+
+def check_model_ref(ref: Any) -> str:
+    """A model argument: a non-empty line of text, at most MAX_MODEL_REF characters."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidInput("give a model: a catalog slug (see `compose models`) or a config.json path")
+    if len(ref) > MAX_MODEL_REF:
+        raise InvalidInput(
+            f"the model argument is {len(ref)} characters long; give a catalog slug (see `compose models`) "
+            f"or a path to a config.json of at most {MAX_MODEL_REF} characters"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in ref):
+        raise InvalidInput(f"invalid model {_short(ref)}: it contains control characters; give a slug or a path")
+    return ref
 
 
 def load_config_file(path: Path) -> dict:
@@ -558,18 +586,78 @@ def _resolve_path(path: Path) -> ResolvedModel:
         raise ConfigError(f"{path}: no config.json in this directory")
     cfg = load_config_file(file)
     arch = parse_config(cfg, str(file))
-    name = _repo_like(cfg.get("_name_or_path")) or file.resolve().parent.name or "model"
+    # Only a real Hub id names the repository; a local path ("../..", "/ckpt/run-7") never does.
+    hub_id = _repo_like(cfg.get("_name_or_path"))
+    slug = dns_slug(hub_id.split("/")[-1] if hub_id else file.resolve().parent.name)
     return ResolvedModel(
-        slug=dns_slug(name.split("/")[-1]), hf_repo=name, revision=None, revision_pinned=False,
-        gated=False, served_model_name=name, arch=arch, origin=str(file),
+        slug=slug, hf_repo=hub_id, revision=None, revision_pinned=False,
+        gated=False, served_model_name=hub_id or slug, arch=arch, origin=str(file),
     )
+
+
+def with_identity(model: ResolvedModel, hf_repo: str | None = None, revision: str | None = None) -> ResolvedModel:
+    """The model downloaded from `hf_repo` at `revision` (given by the user) instead."""
+    changes: dict[str, Any] = {}
+    if hf_repo is not None:
+        check_hub_id(hf_repo)
+        changes.update(hf_repo=hf_repo, served_model_name=hf_repo, gated=model.gated and hf_repo == model.hf_repo)
+        if hf_repo != model.hf_repo and revision is None:
+            changes.update(revision=None, revision_pinned=False)
+    if revision is not None:
+        check_revision(revision)
+        changes.update(revision=revision, revision_pinned=is_commit(revision))
+    return dataclasses.replace(model, **changes) if changes else model
+
+
+# Hugging Face repository ids: `org/name`, each part alphanumerics, '-', '_', '.',
+# not starting or ending with '-' or '.', no '--' or '..', at most 96 characters.
+_HUB_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
+
+def is_hub_id(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > 193 or value.count("/") != 1:
+        return False
+    return all(
+        0 < len(part) <= 96 and _HUB_PART.fullmatch(part) is not None and "--" not in part and ".." not in part
+        for part in value.split("/")
+    )
+
+
+def check_hub_id(value: Any, flag: str = "--hf-repo") -> str:
+    if not is_hub_id(value):
+        raise InvalidInput(
+            f"invalid {flag} {_short(value)}: a Hugging Face repository id ORG/NAME (letters, digits, "
+            "'-', '_', '.'), e.g. meta-llama/Llama-3.1-8B-Instruct"
+        )
+    return value
+
+
+def is_commit(value: Any) -> bool:
+    return isinstance(value, str) and _COMMIT.fullmatch(value) is not None
+
+
+def check_revision(value: Any, flag: str = "--revision") -> str:
+    ok = (
+        isinstance(value, str) and 0 < len(value) <= 255 and _REVISION.fullmatch(value) is not None
+        and ".." not in value and "//" not in value and not value.endswith(("/", ".", ".lock"))
+    )
+    if not ok:
+        raise InvalidInput(
+            f"invalid {flag} {_short(value)}: a commit SHA (40 hex characters: pinned) or a branch or tag name"
+        )
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _repo_like(value: Any) -> str | None:
     """`org/name` from `_name_or_path`, ignoring local paths."""
-    if isinstance(value, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", value):
-        return value
-    return None
+    return value if is_hub_id(value) else None
 
 
 def dns_slug(name: str) -> str:

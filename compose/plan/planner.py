@@ -90,6 +90,20 @@ CPU_PER_GPU = 4  # llm-d Qwen3-32B TP2 requests 8 CPU for 2 GPUs
 PVC_MARGIN = 1.25  # tokenizer/config files, filesystem overhead, partial downloads
 PVC_FLOOR_GIB = 10
 
+# ---------------------------------------------------------------- input bounds
+# Every number a request takes has an upper bound far above any real deployment, so
+# a typo or a hostile value is one line and exit 2, never a hang or a manifest that
+# cannot run. `compose plan --help` and `compose new-model --help` state them.
+MAX_GPUS_PER_NODE = 64  # --gpus-per-node, --tensor-parallel-size
+MAX_TOKENS = 1 << 24  # --max-model-len, --prompt-tokens, --output-tokens, --max-num-batched-tokens
+MAX_NUM_SEQS = 1 << 16  # --max-num-seqs
+MAX_GPU_MEMORY_GIB = 1024.0  # --gpu-memory-gib
+MAX_TARGET_RPS = 100_000.0  # --target-rps
+MAX_REPLICAS = 1000  # KEDA maxReplicaCount of one overlay, given (--replicas) or derived from --target-rps
+MAX_SPOT_NOTICE_SECONDS = 3600  # --spot-notice-seconds
+MAX_VERSION_LENGTH = 64  # --vllm-version
+MIN_GPU_MEMORY_UTILIZATION = 0.05
+
 # Request profile defaults: `vllm bench serve` random dataset input length 1024;
 # 256 output tokens, twice its 128, closer to chat answers. output_tokens is the
 # max_tokens a request may ask for: the drain budget lets one such answer finish.
@@ -116,6 +130,8 @@ class PlanRequest:
     vllm_version: str = VLLM_VERSION
     spot_notice_seconds: int | None = None
     max_num_seqs: int | None = None  # None: vLLM's default, capped by the KV cache for the profile
+    hf_repo: str | None = None  # None: the catalog's, or the config's _name_or_path when it is org/name
+    revision: str | None = None  # None: the catalog's pinned revision (a local config has none)
 
 
 @dataclass
@@ -125,7 +141,7 @@ class Plan:
     request: PlanRequest
     model: str
     slug: str
-    hf_repo: str
+    hf_repo: str | None
     revision: str | None
     revision_pinned: bool
     gated: bool
@@ -216,46 +232,65 @@ def plan_or_raise(req: PlanRequest) -> Plan:
 
 
 def _validate(req: PlanRequest) -> None:
-    if not isinstance(req.model, str) or not req.model.strip():
-        raise InvalidInput("give a model: a catalog slug (see `compose models`) or a config.json path")
+    catalog.check_model_ref(req.model)
     if req.gpu and req.gpu_memory_gib is not None:
         raise InvalidInput("give --gpu or --gpu-memory-gib, not both")
     if not req.gpu and req.gpu_memory_gib is None:
         raise InvalidInput("give --gpu NAME (see `compose gpus`) or --gpu-memory-gib F for another GPU")
-    _positive("--gpu-memory-gib", req.gpu_memory_gib, number=True)
-    _positive("--tensor-parallel-size", req.tensor_parallel_size)
-    _positive("--max-model-len", req.max_model_len)
-    _positive("--max-num-batched-tokens", req.max_num_batched_tokens)
-    _positive("--max-num-seqs", req.max_num_seqs)
-    _positive("--gpus-per-node", req.gpus_per_node)
-    _positive("--prompt-tokens", req.prompt_tokens)
-    _positive("--output-tokens", req.output_tokens)
-    _positive("--target-rps", req.target_rps, number=True)
-    if not 0 < float(req.gpu_memory_utilization) <= 1:
-        raise InvalidInput(f"--gpu-memory-utilization must be in (0, 1], got {req.gpu_memory_utilization}")
+    _bounded("--gpu-memory-gib", req.gpu_memory_gib, MAX_GPU_MEMORY_GIB, number=True)
+    _bounded("--tensor-parallel-size", req.tensor_parallel_size, MAX_GPUS_PER_NODE)
+    _bounded("--max-model-len", req.max_model_len, MAX_TOKENS)
+    _bounded("--max-num-batched-tokens", req.max_num_batched_tokens, MAX_TOKENS)
+    _bounded("--max-num-seqs", req.max_num_seqs, MAX_NUM_SEQS)
+    _bounded("--gpus-per-node", req.gpus_per_node, MAX_GPUS_PER_NODE)
+    _bounded("--prompt-tokens", req.prompt_tokens, MAX_TOKENS)
+    _bounded("--output-tokens", req.output_tokens, MAX_TOKENS)
+    _bounded("--target-rps", req.target_rps, MAX_TARGET_RPS, number=True)
+    util = req.gpu_memory_utilization
+    if (isinstance(util, bool) or not isinstance(util, (int, float)) or not math.isfinite(util)
+            or not MIN_GPU_MEMORY_UTILIZATION <= util <= 1):
+        raise InvalidInput(
+            f"--gpu-memory-utilization must be between {MIN_GPU_MEMORY_UTILIZATION} and 1, got {util!r}"
+        )
     if req.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InvalidInput(f"--kv-cache-dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {req.kv_cache_dtype!r}")
-    if req.spot_notice_seconds is not None and (
-        isinstance(req.spot_notice_seconds, bool) or int(req.spot_notice_seconds) < MIN_SPOT_NOTICE_SECONDS
-    ):
-        raise InvalidInput(f"spot notice must be at least {MIN_SPOT_NOTICE_SECONDS} seconds, got {req.spot_notice_seconds}")
+    if req.spot_notice_seconds is not None:
+        _bounded("--spot-notice-seconds", req.spot_notice_seconds, MAX_SPOT_NOTICE_SECONDS)
+        if req.spot_notice_seconds < MIN_SPOT_NOTICE_SECONDS:
+            raise InvalidInput(
+                f"spot notice must be at least {MIN_SPOT_NOTICE_SECONDS} seconds, got {req.spot_notice_seconds}"
+            )
     parse_version(req.vllm_version)
+    if req.hf_repo is not None:
+        catalog.check_hub_id(req.hf_repo)
+    if req.revision is not None:
+        catalog.check_revision(req.revision)
 
 
-def _positive(flag: str, value, number: bool = False) -> None:
+def _bounded(flag: str, value, upper: float, number: bool = False) -> None:
+    """None, or a positive int (a finite positive number with `number`) up to `upper`."""
     if value is None:
         return
     ok_type = isinstance(value, (int, float)) if number else isinstance(value, int)
-    if isinstance(value, bool) or not ok_type or not value > 0 or (number and not math.isfinite(value)):
+    if isinstance(value, bool) or not ok_type or (number and not math.isfinite(value)) or not value > 0:
         kind = "a positive number" if number else "a positive integer"
         raise InvalidInput(f"{flag} must be {kind}, got {value!r}")
+    if value > upper:
+        raise InvalidInput(f"{flag} must be at most {upper:g}, got {value:g}")
+
+
+# X.Y[.Z] and any suffix of letters, digits, '.', '+', '-'. Possessive quantifiers and a
+# length cap keep it linear: the old pattern backtracked exponentially on `0.1.aaaa…!`.
+_VERSION = re.compile(r"v?+(\d++)\.(\d++)(?:\.(\d++))?+[\w.+-]*+")
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
     """'0.33.0', 'v0.11', '0.6.4.post1' -> (major, minor, patch)."""
-    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[.+-]?\w*)*", str(text).strip())
+    raw = str(text).strip()
+    match = _VERSION.fullmatch(raw) if len(raw) <= MAX_VERSION_LENGTH else None
     if not match:
-        raise InvalidInput(f"invalid vLLM version {text!r}; use X.Y.Z, e.g. {VLLM_VERSION}")
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        raise InvalidInput(f"invalid vLLM version {shown!r}; use X.Y.Z, e.g. {VLLM_VERSION}")
     return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
@@ -310,7 +345,7 @@ class _Context:
 
 
 def _context(req: PlanRequest) -> _Context:
-    model = catalog.resolve_model(req.model)
+    model = catalog.with_identity(catalog.resolve_model(req.model), req.hf_repo, req.revision)
     gpu = catalog.get_gpu(req.gpu) if req.gpu else catalog.custom_gpu(req.gpu_memory_gib)
     arch = model.arch
     max_model_len = req.max_model_len or arch.context_length
@@ -904,11 +939,17 @@ def _build_plan(ctx: _Context, sizing: _Sizing, chosen_by: str) -> Plan:
     queue = seqs  # one more full batch may wait: about one request latency of queueing
     target = ctx.req.target_rps
     replicas = (max(1, math.ceil(target / speed.replica_rps)) if target else 1) if speed.replica_rps else 0
+    if sizing.fits and replicas > MAX_REPLICAS:
+        raise InvalidInput(
+            f"--target-rps {target:g} needs {replicas} replicas of {speed.replica_rps:.2f} requests/s each "
+            f"({ctx.gpu.name}, TP {sizing.tp}); one overlay scales to at most {MAX_REPLICAS}: lower --target-rps, "
+            "choose a faster --gpu, or split the traffic across several overlays"
+        )
     m = ctx.model
     values = dict(
         request=ctx.req, model=m.slug if m.origin == "catalog" else m.origin, slug=m.slug, hf_repo=m.hf_repo,
         revision=m.revision, revision_pinned=m.revision_pinned, gated=m.gated, served_model_name=m.served_model_name,
-        model_dir=f"/models/{m.hf_repo}", vllm_version=ctx.req.vllm_version, engine=ctx.engine.label,
+        model_dir=f"/models/{m.hf_repo or m.slug}", vllm_version=ctx.req.vllm_version, engine=ctx.engine.label,
         gpu=ctx.gpu.name, gpu_memory_gib=round(ctx.gpu.memory_gib, 2), gpus_per_node=ctx.gpus_per_node,
         tensor_parallel_size=sizing.tp, gpus_per_replica=sizing.tp,
         gpu_memory_utilization=ctx.req.gpu_memory_utilization, dtype=ctx.dtype, kv_cache_dtype=ctx.req.kv_cache_dtype,
@@ -958,12 +999,7 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
     e = {
         "model": f"{ctx.model.origin}: {arch.model_type}, {arch.num_layers} layers, hidden {arch.hidden_size}, "
                  f"{arch.num_heads} heads / {arch.num_kv_heads} KV heads x {arch.head_dim}, vocab {arch.vocab_size}",
-        "slug": "catalog slug" if ctx.model.origin == "catalog" else "directory name, lower-cased DNS-1123",
-        "hf_repo": "Hugging Face repository the init container downloads" if ctx.model.origin == "catalog"
-                   else "config's _name_or_path when it is org/name, else the directory name",
-        "revision": "pinned commit from the catalog (seen in public code)" if ctx.model.revision_pinned
-                    else ("catalog revision (not pinned to a commit)" if ctx.model.origin == "catalog"
-                          else "none: a local config.json has no Hub revision"),
+        **_identity_notes(ctx),
         "revision_pinned": "whether the revision is a commit SHA",
         "gated": "the repository asks users to accept a licence: the download needs an HF token" if p.gated
                  else "no access gate",
@@ -1043,6 +1079,31 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "pvc_size_gib": f"checkpoint {p.weights_gib_total:.1f} GiB x {PVC_MARGIN}, at least {PVC_FLOOR_GIB} Gi",
     }
     return e
+
+
+def _identity_notes(ctx: _Context) -> dict[str, str]:
+    """How the slug, repository and revision were chosen (catalog, config, or the user)."""
+    req, m = ctx.req, ctx.model
+    catalog_model = m.origin == "catalog"
+    if req.hf_repo:
+        repo = "--hf-repo: the Hugging Face repository the init container downloads"
+    elif catalog_model:
+        repo = "Hugging Face repository the init container downloads"
+    elif m.hf_repo:
+        repo = "the config's _name_or_path, a Hugging Face repository id"
+    else:
+        repo = "none: the config's _name_or_path is not org/name; give --hf-repo"
+    if req.revision:
+        revision = "--revision, a commit SHA (pinned)" if m.revision_pinned else "--revision, a branch or tag (not pinned)"
+    elif m.revision_pinned:
+        revision = "pinned commit from the catalog (seen in public code)"
+    elif catalog_model and m.revision:
+        revision = "catalog revision (not pinned to a commit)"
+    else:
+        revision = "none: a local config.json names no Hub revision; give --revision"
+    slug = "catalog slug" if catalog_model else (
+        "repository name, lower-cased DNS-1123" if m.hf_repo and not req.hf_repo else "directory name, lower-cased DNS-1123")
+    return {"slug": slug, "hf_repo": repo, "revision": revision}
 
 
 def _batch_rule(engine: Engine) -> str:

@@ -53,7 +53,7 @@ def check_directories(
     from compose.verify import validate
 
     kustomize.kubectl()
-    crd_dir = Path(crd_dir) if crd_dir else validate.default_crd_dir()
+    crd_dir = Path(crd_dir) if crd_dir else validate.default_crd_dir(repo)
     builds = build_all(directories)
     reports = []
     for directory, rendered in builds.items():

@@ -310,14 +310,13 @@ def drop_nulls(o):
     return o
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
-def default_crd_dir() -> Path:
+def default_crd_dir(repo: Path | str | None = None) -> Path:
     """`$VLLM_COMPOSE_CRD_DIR`, else `../shared/crds` beside the repository root.
 
-    Raises InvalidInput (a ComposeError) when neither exists.
+    The repository is `repo`, else the one around the current directory (or
+    `$VLLM_COMPOSE_REPO`): never the directory compose is installed in, so a second
+    checkout (or a wheel in site-packages) finds its own CRDs. Raises InvalidInput (a
+    ComposeError) when neither exists.
     """
     env = os.environ.get(CRD_DIR_ENV)
     if env:
@@ -328,7 +327,10 @@ def default_crd_dir() -> Path:
                 "at a directory of CustomResourceDefinition YAML files"
             )
         return path
-    candidate = _repo_root().parent / "shared" / "crds"
+    from compose.core.repo import find_root
+
+    root = Path(repo).resolve() if repo is not None else find_root()
+    candidate = root.parent / "shared" / "crds"
     if candidate.is_dir():
         return candidate
     raise InvalidInput(
