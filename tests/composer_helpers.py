@@ -28,11 +28,12 @@ def scratch_repo(tmp: Path) -> Path:
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under root, by relative path (to prove what a command touched).
 
-    `.compose/` (compose's git-ignored lock and transaction state) is not part of the tree."""
+    `.compose/` (compose's git-ignored lock and transaction state) and `.git/` (whose index
+    `git status` refreshes) are not part of the tree."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".compose" not in p.relative_to(root).parts
+        if p.is_file() and p.relative_to(root).parts[0] not in (".compose", ".git")
     }
 
 
@@ -64,3 +65,63 @@ def cli(*args: str, repo: Path | None = None) -> Outcome:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = entry.run(argv)
     return Outcome(code, out.getvalue(), err.getvalue())
+
+
+# --------------------------------------------------------------------------- whole-repository copies
+
+
+def full_repo(tmp: Path, name: str = "full") -> Path:
+    """A git checkout with everything compose reads and writes: base/, components/, the
+    reference overlays and the recorded argocd/ and flux/ trees, committed once."""
+    import subprocess
+
+    root = tmp / name
+    root.mkdir()
+    for part in ("base", "components", "overlays", "argocd", "flux"):
+        shutil.copytree(REPO / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / ".gitignore", root / ".gitignore")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "base")
+    return root
+
+
+def git(root: Path, *args: str) -> str:
+    import subprocess
+
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def git_status(root: Path) -> list[str]:
+    """`git status --porcelain --untracked-files=all`: what differs from the committed tree."""
+    return sorted(git(root, "status", "--porcelain", "--untracked-files=all").splitlines())
+
+
+def leftovers(root: Path) -> list[str]:
+    """Anything an interrupted run may leave: transaction directories, temp files, staging dirs."""
+    import os
+
+    found = []
+    state = root / ".compose"
+    if state.is_dir():
+        found += [p.name for p in state.iterdir() if p.name.startswith("txn-")]
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in (".git", ".compose")]
+        found += [(rel / d).as_posix() for d in dirnames if d.startswith(".")]
+        found += [(rel / f).as_posix() for f in filenames if f.endswith((".compose-tmp", ".tmp"))]
+    return sorted(found)
+
+
+def compose_subprocess(root: Path, *args: str, env: dict | None = None, timeout: float = 120):
+    """`python -m compose ARGS --repo ROOT` in a child process (for kill and lock tests)."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "compose", *args, "--repo", str(root)], cwd=root,
+                          capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -332,10 +332,12 @@ def test_regen_replays_a_config_json_model_relative_to_the_repo(repo):
     if src is None:
         pytest.skip("catalog exposes no config_for(); covered by the planner's config.json tests")
     (cfg_dir / "config.json").write_text(json.dumps(src))
-    res = run("new-model", str(cfg_dir / "config.json"), "--cloud", "eks", "--gpu", "l4", "--name", "custom", repo=repo)
+    res = run("new-model", str(cfg_dir / "config.json"), "--cloud", "eks", "--gpu", "l4", "--name", "custom",
+              "--hf-repo", "me/custom-qwen", "--revision", "a" * 40, repo=repo)
     assert res.exit_code == 0, res.output
     inputs = overlay.load_plan_file(repo / "overlays" / "dev-custom")["inputs"]
     assert inputs["model"] == "models/custom/config.json"
+    assert (inputs["hf_repo"], inputs["revision"]) == ("me/custom-qwen", "a" * 40)
     assert run("regen", "dev-custom", "--check", repo=repo).exit_code == 0
 
 

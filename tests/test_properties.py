@@ -51,6 +51,12 @@ def argv(o: dict) -> list[str]:
     return args
 
 
+def outside_overlays(repo):
+    """Every file beside and in the repository except overlays/ and compose's own .compose/ state."""
+    return {k: v for k, v in snapshot(repo.parent).items()
+            if not k.startswith(("repo/overlays/", "repo/.compose/"))}
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     return scratch_repo(tmp_path_factory.mktemp("prop"))
@@ -59,10 +65,10 @@ def repo(tmp_path_factory):
 @settings(max_examples=int(__import__("os").environ.get("PROPERTY_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(o=options)
 def test_new_model_writes_a_valid_overlay_or_fails_cleanly(repo, o):
-    outside_before = {k: v for k, v in snapshot(repo.parent).items() if not k.startswith("repo/overlays/")}
+    outside_before = outside_overlays(repo)
     overlays_before = sorted(p.name for p in (repo / "overlays").iterdir())
     res = run(*argv(o), repo=repo)
-    outside_after = {k: v for k, v in snapshot(repo.parent).items() if not k.startswith("repo/overlays/")}
+    outside_after = outside_overlays(repo)
     assert outside_after == outside_before, "wrote outside overlays/"
     entries = sorted(p.name for p in (repo / "overlays").iterdir())
     assert not [e for e in entries if e.startswith(".")], "left a staging directory behind"

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from compose.commands import echo, edge
+from compose.commands import echo, edge, open_repo
 
 RepoOpt = typer.Option(None, "--repo", help="Repository root (default: found from the current directory).")
 
@@ -61,8 +61,7 @@ def gitops(
       compose gitops argocd --check
     """
     from compose.core.errors import InvalidInput
-    from compose.core.repo import find_root
-    from compose.core.writer import UNCHANGED, report
+    from compose.core.writer import report, summary
     from compose.publish import gitops as lib
 
     flavour = lib.check_flavour(flavour)
@@ -70,7 +69,7 @@ def gitops(
         raise InvalidInput("--addon and --no-addons conflict; pass one of them")
     if dry_run and check:
         raise InvalidInput("--dry-run and --check conflict; pass one of them")
-    root = find_root(repo)
+    root = open_repo(repo)
     settings = lib.resolve_settings(
         root,
         flavour,
@@ -81,13 +80,18 @@ def gitops(
         secret_ref=secret_ref,
     )
     changes = lib.write(root, settings, dry_run=dry_run, check=check)
+    if check:  # drift raised Drift (exit 1) with the diff
+        echo(f"up to date: {len(changes)} file(s) in {settings.out}/ match what compose generates")
+        return
+    lines = report(changes, root, preview=dry_run)
+    echo(lines or f"no changes: {summary(changes)} in {settings.out}/")
     if dry_run:
-        diff = "".join(c.diff(root) for c in changes if c.status != UNCHANGED)
-        echo(diff.rstrip("\n") if diff else "no changes")
-    echo(report(changes, root))
-    if not (dry_run or check):
-        if flavour == "argocd":
-            echo(f"next: commit {settings.out}/, then once per cluster: kubectl apply -n argocd -f {settings.out}/root.yaml")
-        else:
-            echo(f"next: commit {settings.out}/, then bootstrap Flux with --path={settings.out} "
-                 f"(see {settings.out}/README.md)")
+        diff = "".join(c.diff(root) for c in changes)
+        if diff:
+            echo(diff.rstrip("\n"))
+        return
+    if flavour == "argocd":
+        echo(f"next: commit {settings.out}/, then once per cluster: kubectl apply -n argocd -f {settings.out}/root.yaml")
+    else:
+        echo(f"next: commit {settings.out}/, then bootstrap Flux with --path={settings.out}"
+             + lib.readme_hint(root, settings, " (see {})"))

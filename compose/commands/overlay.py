@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from compose.commands import echo, edge
+from compose.commands import echo, edge, open_repo
 from compose.core.errors import EXIT_FINDINGS, Findings, InvalidInput
 
 RepoOpt = typer.Option(None, "--repo", help="Repository root (default: found from the current directory).")
@@ -39,9 +39,7 @@ class Fmt(str, Enum):
 
 
 def _root(repo: Optional[Path]) -> Path:
-    from compose.core.repo import find_root
-
-    return find_root(repo)
+    return open_repo(repo)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,47 +50,65 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_overlays)
 
 
+# Upper bounds of every number new-model takes (compose.plan.planner; stated in --help).
+_MAX_TOKENS = 1 << 24
+_MAX_GPUS = 64
+_MAX_RPS = 100_000.0
+
+
 @edge
 def new_model(
-    model: str = typer.Argument(..., help="Catalog slug (see `compose models`) or a path to a config.json."),
+    model: str = typer.Argument(..., help="Catalog slug (see `compose models`) or a path to a config.json "
+                                "inside the repository."),
     env: Env = typer.Option(Env.dev, "--env", help="Environment; the overlay is overlays/<env>-<name>."),
     cloud: CloudName = typer.Option(CloudName.k3s, "--cloud", help="Where it runs: selects the cloud component."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU from `compose gpus` (default: smallest that fits)."),
     spot: bool = typer.Option(False, "--spot", help="Run on spot capacity (adds the spot component)."),
     monitoring: bool = typer.Option(True, "--monitoring/--no-monitoring", help="PodMonitor, alerts, dashboard."),
-    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=1),
-    target_rps: Optional[float] = typer.Option(None, "--target-rps", min=0.0, help="Sizes max replicas."),
-    prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", min=1),
-    output_tokens: Optional[int] = typer.Option(None, "--output-tokens", min=1),
+    max_model_len: Optional[int] = typer.Option(
+        None, "--max-model-len", min=1, max=_MAX_TOKENS, help="Context length (1 to 16777216; default: the model's)."),
+    target_rps: Optional[float] = typer.Option(
+        None, "--target-rps", min=0.0, max=_MAX_RPS,
+        help="Sizes max replicas (up to 100000 req/s; at most 1000 replicas may result)."),
+    prompt_tokens: Optional[int] = typer.Option(
+        None, "--prompt-tokens", min=1, max=_MAX_TOKENS, help="Request profile: prompt length (1 to 16777216)."),
+    output_tokens: Optional[int] = typer.Option(
+        None, "--output-tokens", min=1, max=_MAX_TOKENS, help="Request profile: max output tokens (1 to 16777216)."),
     name: Optional[str] = typer.Option(None, "--name", help="Short name (default: the model slug)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
-    replicas: Optional[str] = typer.Option(None, "--replicas", help="MIN:MAX for KEDA (default from env and plan)."),
-    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", min=1),
+    replicas: Optional[str] = typer.Option(
+        None, "--replicas", help="MIN:MAX for KEDA, 1 <= MIN <= MAX <= 1000 (default from env and plan)."),
+    tensor_parallel_size: Optional[int] = typer.Option(
+        None, "--tensor-parallel-size", min=1, max=_MAX_GPUS, help="GPUs per replica (1 to 64; default: smallest that fits)."),
     gpu_memory_utilization: Optional[float] = typer.Option(
-        None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM (default 0.9)."
+        None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM, 0.05 to 1 (default 0.9)."
     ),
     kv_cache_dtype: Optional[KvDtype] = typer.Option(None, "--kv-cache-dtype", help="fp8 halves KV bytes per token."),
-    prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", help="Prometheus KEDA queries."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
+    prometheus_url: Optional[str] = typer.Option(
+        None, "--prometheus-url", help="Prometheus KEDA queries: an http(s) URL, at most 2048 characters."),
+    hf_repo: Optional[str] = typer.Option(
+        None, "--hf-repo", help="Hugging Face repository ORG/NAME to download (default: the catalog's, or the "
+        "config's _name_or_path when it is one; required otherwise)."),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="Hub revision to download, a commit SHA to pin it (default: the catalog's; "
+        "required for a config.json)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print what would change and a git-apply-able diff."),
     force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),
     repo: Optional[Path] = RepoOpt,
 ) -> None:
-    """Plan a model and write its overlay.
+    """Plan a model and write its overlay (and refresh the recorded Argo CD/Flux output), as one change.
 
-    Example: compose new-model qwen2.5-7b --cloud gke --gpu l4 --spot --target-rps 30
+    \b
+    Examples:
+      compose new-model qwen2.5-7b --cloud gke --gpu l4 --spot --target-rps 30
+      compose new-model models/my-llama/config.json --hf-repo me/my-llama --revision 3f2a...e1 --gpu l4
     """
     from compose.generate import overlay
+    from compose.publish import regenerate
 
-    root = _root(repo)
-    model_arg = model
-    path = Path(model)
-    if path.exists():  # record config paths relative to the repository
-        try:
-            model_arg = str(path.resolve().relative_to(root))
-        except ValueError:
-            model_arg = str(path.resolve())
+    root = open_repo(repo)
     opts = overlay.Options(
-        model=model_arg,
+        model=overlay.model_input(root, model),
         env=env.value,
         cloud=cloud.value,
         gpu=gpu,
@@ -108,21 +124,20 @@ def new_model(
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype.value if kv_cache_dtype else None,
-        **({"prometheus_url": prometheus_url} if prometheus_url else {}),
+        hf_repo=hf_repo,
+        revision=revision,
+        **({"prometheus_url": prometheus_url} if prometheus_url is not None else {}),
     )
-    result = overlay.write(root, opts, force=force, dry_run=dry_run)
-    if dry_run:
-        echo(result.diff() or "no changes")
-    echo(result.report())
-    if not dry_run:
-        from compose.publish import regenerate
-
-        for change in regenerate.publish(root):
-            echo(f"{change.status:<9} {change.path.relative_to(root)}")
-    for note in result.generated.notes:
+    outcome = regenerate.new_model(root, opts, force=force, dry_run=dry_run)
+    echo(outcome.report() or "no changes")
+    for note in outcome.notes:
         echo(f"note: {note}")
-    if not dry_run:
-        echo(f"next: compose check {result.generated.name}")
+    if dry_run:
+        if outcome.diff:
+            echo(outcome.diff.rstrip("\n"))
+        return
+    assert outcome.generated is not None
+    echo(f"next: compose check {outcome.generated.name}")
 
 
 @edge
@@ -130,43 +145,67 @@ def regen(
     overlay_name: Optional[str] = typer.Argument(None, metavar="[OVERLAY]", help="Overlay name or directory."),
     all_: bool = typer.Option(False, "--all", help="Every overlay, the monitoring component and GitOps output."),
     check_: bool = typer.Option(False, "--check", help="Write nothing; exit 1 and show the drift if any."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print what would change and the diff."),
     repo: Optional[Path] = RepoOpt,
 ) -> None:
-    """Re-plan overlays from their recorded inputs and rewrite them (idempotent).
+    """Re-plan overlays from their recorded inputs and rewrite them (idempotent), as one change.
+
+    `regen OVERLAY` writes only overlays/OVERLAY/; `regen --all` also the monitoring
+    component and every recorded GitOps tree. With --check, a clean tree prints one line.
 
     Example: compose regen --all --check
     """
     from compose.publish import regenerate
 
-    root = _root(repo)
-    result = regenerate.run(root, overlay_name, all_, check=check_, dry_run=dry_run)
-    echo(result.report())
-    if dry_run and result.diff:
-        echo(result.diff)
-    if check_ and result.drift:
-        raise Findings(
-            f"{len(result.drift)} file(s) differ from what compose would generate; run `compose regen --all`",
-            findings=[result.diff],
-        )
+    if check_ and dry_run:
+        raise InvalidInput("--check and --dry-run conflict; pass one of them")
+    root = open_repo(repo)
+    outcome = regenerate.regen(root, overlay_name, all_, check=check_, dry_run=dry_run)
+    drift = outcome.drift
+    if check_:
+        if drift:
+            shown = ", ".join(c.display(root) for c in drift[:5]) + (" ..." if len(drift) > 5 else "")
+            fix = "compose regen --all" if all_ else f"compose regen {overlay_name}"
+            raise Findings(
+                f"{len(drift)} of {len(outcome.changes)} generated file(s) differ from what compose would "
+                f"generate ({shown}); run `{fix}` and commit the result",
+                findings=[outcome.diff],
+            )
+        echo(f"up to date: {len(outcome.changes)} generated file(s) match what compose generates")
+        return
+    lines = outcome.report()
+    if lines:
+        echo(lines)
+    echo(outcome.summary())
+    if dry_run and outcome.diff:
+        echo(outcome.diff.rstrip("\n"))
 
 
 @edge
 def build(
     overlay_name: Optional[str] = typer.Argument(None, metavar="[OVERLAY]", help="Overlay name or directory."),
     all_: bool = typer.Option(False, "--all", help="Every overlay, in parallel."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write <out>/<overlay>.yaml instead of printing."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write <out>/<overlay>.yaml instead of printing; never inside overlays/, base/, "
+        "components/ or a GitOps tree."),
     repo: Optional[Path] = RepoOpt,
 ) -> None:
     """Render overlays with kustomize: deterministic, one file per overlay.
 
     Example: compose build --all --out rendered/
     """
+    from compose.core.writer import report, summary
     from compose.publish import rendering
 
-    root = _root(repo)
-    result = rendering.build(root, overlay_name, all_, out)
-    echo(result)
+    root = open_repo(repo)
+    text, changes = rendering.build(root, overlay_name, all_, out)
+    if out is None:
+        echo(text)
+        return
+    lines = report(changes, root)
+    if lines:
+        echo(lines)
+    echo(summary(changes))
 
 
 @edge

@@ -12,7 +12,11 @@ MARKER = Path("base") / "vllm" / "kustomization.yaml"
 
 def find_root(start: Path | str | None = None) -> Path:
     """The nearest directory at or above `start` (default: cwd, or $VLLM_COMPOSE_REPO) holding base/vllm."""
-    start = Path(start or os.environ.get("VLLM_COMPOSE_REPO") or Path.cwd()).resolve()
+    raw = start or os.environ.get("VLLM_COMPOSE_REPO") or Path.cwd()
+    try:
+        start = Path(raw).resolve()
+    except (OSError, RuntimeError, ValueError) as err:
+        raise InvalidInput(f"invalid --repo {str(raw)[:80]!r}: {err}; pass the checkout's directory") from None
     for candidate in (start, *start.parents):
         if (candidate / MARKER).is_file():
             return candidate
@@ -20,3 +24,13 @@ def find_root(start: Path | str | None = None) -> Path:
         f"no vllm-compose repository at or above {start} (looked for {MARKER}); "
         "run inside your checkout or pass --repo DIR"
     )
+
+
+def open_repository(start: Path | str | None = None) -> Path:
+    """`find_root(start)`, after finishing or undoing whatever an interrupted compose run
+    left there (compose.core.transaction.recover): every command starts from here."""
+    from compose.core.transaction import recover_if_needed
+
+    root = find_root(start)
+    recover_if_needed(root)
+    return root

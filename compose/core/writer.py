@@ -1,48 +1,19 @@
-"""Atomic, idempotent, reported file writes.
+"""Change sets and how they are reported.
 
-A `FileSet` is the complete set of files a generator wants under one root.
-`apply()` writes each one atomically (temp file in the same directory, fsync,
-os.replace), skips files whose bytes are identical, and reports every path as
-created, updated, unchanged or deleted. `dry_run` writes nothing and returns a
-unified diff; `check` writes nothing and raises `Drift` when anything would change.
+A `FileSet` is the complete set of files a generator wants under one root (plus
+stale files to delete); `Change` is one path with its status (created, updated,
+unchanged, deleted), its old and new text and a `git apply`-able diff; `report()`
+and `summary()` print them. Writing is compose.core.transaction's job: every
+command that writes does it through one `Transaction`, never file by file.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compose.core.errors import Drift
-
 CREATED, UPDATED, UNCHANGED, DELETED = "created", "updated", "unchanged", "deleted"
-
-
-def atomic_write(path: Path, data: str) -> None:
-    """Write `data` to `path` atomically: temp file beside it, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename durable too
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - not every filesystem allows it
-        pass
 
 
 @dataclass
@@ -52,16 +23,40 @@ class Change:
     old: str | None = None
     new: str | None = None
 
+    def display(self, root: Path | None = None) -> str:
+        """The path relative to `root` (POSIX), or absolute when it lies outside."""
+        if root is not None:
+            try:
+                return self.path.relative_to(Path(root).resolve()).as_posix()
+            except ValueError:
+                pass
+        return str(self.path)
+
     def diff(self, root: Path | None = None) -> str:
-        name = str(self.path.relative_to(root)) if root else str(self.path)
-        return "".join(
-            difflib.unified_diff(
-                (self.old or "").splitlines(keepends=True),
-                (self.new or "").splitlines(keepends=True),
-                fromfile=f"a/{name}" if self.old is not None else "/dev/null",
-                tofile=f"b/{name}" if self.new is not None else "/dev/null",
-            )
+        """A `git apply`-able diff of this change, paths relative to `root`."""
+        if self.status == UNCHANGED:
+            return ""
+        name = self.display(root)
+        head = [f"diff --git a/{name} b/{name}\n"]
+        if self.old is None:
+            head.append("new file mode 100644\n")
+        elif self.new is None:
+            head.append("deleted file mode 100644\n")
+        body = difflib.unified_diff(
+            (self.old or "").splitlines(keepends=True),
+            (self.new or "").splitlines(keepends=True),
+            fromfile=f"a/{name}" if self.old is not None else "/dev/null",
+            tofile=f"b/{name}" if self.new is not None else "/dev/null",
         )
+        lines = []
+        for line in body:
+            if not line.endswith("\n"):
+                line += "\n\\ No newline at end of file\n"
+            lines.append(line)
+        if not lines:  # an empty file created or deleted
+            lines = [f"--- {'a/' + name if self.old is not None else '/dev/null'}\n",
+                     f"+++ {'b/' + name if self.new is not None else '/dev/null'}\n"]
+        return "".join(head + lines)
 
 
 @dataclass
@@ -73,76 +68,63 @@ class FileSet:
     deletions: set[Path] = field(default_factory=set)
 
     def add(self, relpath: str | Path, text: str) -> None:
-        path = (self.root / relpath).resolve()
-        _ensure_inside(path, self.root)
-        self.files[path] = text
+        self.files[self._path(relpath)] = text
 
     def delete(self, relpath: str | Path) -> None:
-        path = (self.root / relpath).resolve()
-        _ensure_inside(path, self.root)
-        self.deletions.add(path)
+        self.deletions.add(self._path(relpath))
 
-    def plan(self) -> list[Change]:
-        changes: list[Change] = []
-        for path in sorted(self.files):
-            new = self.files[path]
-            old = path.read_text() if path.exists() else None
-            if old is None:
-                changes.append(Change(path, CREATED, None, new))
-            elif old == new:
-                changes.append(Change(path, UNCHANGED, old, new))
-            else:
-                changes.append(Change(path, UPDATED, old, new))
-        for path in sorted(self.deletions - set(self.files)):
-            if path.exists():
-                changes.append(Change(path, DELETED, path.read_text(), None))
-        return changes
+    def _path(self, relpath: str | Path) -> Path:
+        """root / relpath, normalised lexically (symlinks are the writer's business), inside root."""
+        import os
+
+        root = Path(os.path.abspath(self.root))
+        path = Path(os.path.normpath(root / relpath))
+        _ensure_inside(path, root)
+        return path
 
 
 def _ensure_inside(path: Path, root: Path) -> None:
     from compose.core.errors import InvalidName
 
-    root = Path(root).resolve()
     if path != root and root not in path.parents:
         raise InvalidName(f"refusing to write {path}: it is outside {root}")
 
 
-def apply(fileset: FileSet, dry_run: bool = False, check: bool = False) -> list[Change]:
-    """Carry out (or preview) the changes. Returns them, sorted by path."""
-    changes = fileset.plan()
-    pending = [c for c in changes if c.status != UNCHANGED]
-    if check and pending:
-        diff = "".join(c.diff(fileset.root.resolve()) for c in pending)
-        names = ", ".join(str(c.path) for c in pending)
-        raise Drift(
-            f"{len(pending)} generated file(s) are out of date: {names}; "
-            "run `compose regen --all` and commit the result",
-            findings=[diff],
-        )
-    if dry_run or check:
-        return changes
-    for c in pending:
-        if c.status == DELETED:
-            c.path.unlink()
-        else:
-            atomic_write(c.path, c.new or "")
-    return changes
-
-
 KEPT = "kept"  # a file a person took over (no generated header): left alone
+_PREVIEW = {CREATED: "would create", UPDATED: "would update", DELETED: "would delete", UNCHANGED: "unchanged"}
 
 
-def report(changes: list[Change], root: Path | None = None, kept: list[Path] = ()) -> str:
-    """One line per path: created / updated / unchanged / deleted / kept."""
-
-    def rel(path: Path) -> Path:
-        if root is not None:
-            try:
-                return path.relative_to(Path(root).resolve())
-            except ValueError:
-                pass
-        return path
-
-    lines = [f"{c.status:<9} {rel(c.path)}" for c in changes]
-    lines += [f"{KEPT:<9} {rel(p)} (hand-edited: no generated header, left alone)" for p in kept]
+def report(
+    changes: list[Change], root: Path | None = None, kept: list[Path] = (), *, preview: bool = False,
+    unchanged: bool = False,
+) -> str:
+    """One line per changed path (created / updated / deleted, or "would ..." in a preview),
+    then the files a person took over. Unchanged files only with `unchanged`."""
+    width = 12 if preview else 9
+    lines = []
+    for c in changes:
+        if c.status == UNCHANGED and not unchanged:
+            continue
+        verb = _PREVIEW[c.status] if preview else c.status
+        lines.append(f"{verb:<{width}} {c.display(root)}")
+    for p in kept:
+        shown = Change(Path(p), KEPT).display(root)
+        lines.append(f"{KEPT:<{width}} {shown} (hand-edited: no generated header, left alone)")
     return "\n".join(lines)
+
+
+def summary(changes: list[Change], *, preview: bool = False) -> str:
+    """`3 created, 1 updated, 20 unchanged` (or `would create ...`); `no files` when empty."""
+    counts = {s: sum(1 for c in changes if c.status == s) for s in (CREATED, UPDATED, DELETED, UNCHANGED)}
+    if preview:
+        parts = [f"would {v} {counts[s]}" for s, v in ((CREATED, "create"), (UPDATED, "update"), (DELETED, "delete"))
+                 if counts[s]]
+        if counts[UNCHANGED]:
+            parts.append(f"{counts[UNCHANGED]} unchanged")
+    else:
+        parts = [f"{counts[s]} {s}" for s in (CREATED, UPDATED, DELETED, UNCHANGED) if counts[s]]
+    return ", ".join(parts) or "no files"
+
+
+def diff(changes: list[Change], root: Path | None = None) -> str:
+    return "".join(c.diff(root) for c in changes if c.status != UNCHANGED)

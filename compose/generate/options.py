@@ -135,7 +135,7 @@ def _build_inputs_model():
         target_rps: Optional[float] = Field(None, gt=0, le=planner.MAX_TARGET_RPS, allow_inf_nan=False)
         prompt_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
         output_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
-        replicas: Optional[str] = Field(None, min_length=3, max_length=15)
+        replicas: Optional[str] = Field(None, min_length=1, max_length=64)
         tensor_parallel_size: Count = Field(None, ge=1, le=planner.MAX_GPUS_PER_NODE)
         gpu_memory_utilization: Optional[float] = Field(
             None, ge=planner.MIN_GPU_MEMORY_UTILIZATION, le=1.0, allow_inf_nan=False)

@@ -1,25 +1,25 @@
 """The composer: turn a plan into an overlay directory, and keep it true.
 
-`generate()` is pure: options in, a dict of {relative path: text} out. `write()`
-applies that to disk atomically with the writer's created/updated/unchanged
-report, never touching files a person took over (files without the generated
-header) and never overwriting someone else's directory. `regen()` replays the
-inputs recorded in each overlay's compose-plan.yaml.
+`generate()` is pure: options in, a dict of {relative path: text} out. `stage()`
+puts that into a `Transaction` (compose.core.transaction), never touching files a
+person took over (files without the generated header) and never overwriting someone
+else's directory; the caller commits the transaction together with whatever else
+the command changes (the GitOps output). `write()` is the one-overlay shortcut.
+`stage_regen()` replays the inputs recorded in an overlay's compose-plan.yaml and
+refuses inputs that would name another overlay.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compose.core import kustomize, names, yamlio
-from compose.core.errors import InvalidInput, NotOurs, OverlayExists
-from compose.core.writer import CREATED, UNCHANGED, Change, FileSet, apply
+from compose.core.errors import Drift, InvalidInput, NotOurs, OverlayExists
+from compose.core.transaction import Transaction
+from compose.core.writer import UNCHANGED, Change
 from compose.core.writer import report as writer_report
 from compose.generate import alerts
 from compose.generate.alerts import (
@@ -35,8 +35,10 @@ from compose.generate.options import (
     PLAN_FILE,
     PLAN_KIND,
     Options,
+    check_prometheus_url,
     header,
     is_generated,
+    load_plan_file,
     parse_replicas,
     replica_bounds,
 )
@@ -61,6 +63,7 @@ class Generated:
     plan: dict
     options: Options
     notes: list[str] = field(default_factory=list)
+    kustomization: dict = field(default_factory=dict)  # the keys compose manages in kustomization.yaml
 
 
 
@@ -103,6 +106,8 @@ def _request(opts: Options, gpu: str):
         max_model_len=opts.max_model_len,
         target_rps=opts.target_rps,
         spot_notice_seconds=cloud.spot_notice_seconds if opts.spot else None,
+        hf_repo=opts.hf_repo,
+        revision=opts.revision,
     )
     if opts.gpu_memory_utilization is not None:
         kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
@@ -116,10 +121,51 @@ def _request(opts: Options, gpu: str):
 
 
 def model_ref(model: str, repo: Path | None) -> str:
-    """A config.json path in the inputs is relative to the repository root."""
-    if repo is not None and not Path(model).is_absolute() and (Path(repo) / model).exists():
-        return str(Path(repo) / model)
-    return model
+    """A config.json path in the inputs is relative to the repository root and stays inside it."""
+    if repo is None:
+        return model
+    if Path(model).is_absolute():
+        raise InvalidInput(
+            f"model {model}: an absolute path; record config.json paths relative to the repository "
+            "(copy the config into the repository and give that path), so the overlay re-plans on any checkout"
+        )
+    candidate = Path(repo) / model
+    try:
+        exists = candidate.exists()
+    except OSError:
+        exists = False
+    if not exists:
+        return model
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(Path(repo).resolve()):
+        raise InvalidInput(
+            f"model {model}: the path leaves the repository; give a config.json inside it (e.g. models/<name>/config.json)"
+        )
+    return str(resolved)
+
+
+def model_input(repo: Path, arg: str) -> str:
+    """What `new-model MODEL` records: a catalog slug as given, a config path relative to the
+    repository. A config outside the repository is refused: another checkout could not re-plan."""
+    from compose.plan import catalog
+
+    catalog.check_model_ref(arg)
+    path = Path(arg).expanduser()
+    try:
+        exists = path.exists()
+    except OSError as err:
+        raise InvalidInput(f"model {arg[:60]!r}: {err.strerror}; give a catalog slug or a config.json path") from None
+    if not exists:
+        return arg
+    root = Path(repo).resolve()
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise InvalidInput(
+            f"the config {arg} is outside the repository {root}: copy it into the repository "
+            "(e.g. models/<name>/config.json) and pass that path, so `compose regen` can re-plan the overlay "
+            "on any checkout"
+        )
+    return resolved.relative_to(root).as_posix()
 
 
 def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]:
@@ -129,6 +175,20 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
     gpu, notes = resolve_gpu(opts)
     plan = planner.plan_or_raise(_request(opts, gpu))
     return plan.to_dict(), notes
+
+
+def require_identity(plan: dict, opts: Options) -> None:
+    """An overlay downloads a real Hub repository at a named revision, or is not written."""
+    missing = []
+    if not plan.get("hf_repo"):
+        missing.append("--hf-repo ORG/NAME (its config's _name_or_path is not a Hugging Face repository id)")
+    if not plan.get("revision"):
+        missing.append("--revision COMMIT (a commit SHA pins the download; a branch or tag also works)")
+    if missing:
+        raise InvalidInput(
+            f"{opts.model}: nothing says which Hugging Face repository and revision the init container downloads; "
+            f"pass {' and '.join(missing)} (recorded as inputs.hf_repo and inputs.revision in {PLAN_FILE})"
+        )
 
 
 
@@ -189,7 +249,7 @@ def render_kustomization(desired: dict, existing: str | None, name: str) -> str:
     """
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    data = yamlio.roundtrip_load(existing) if existing else None
+    data = yamlio.roundtrip_load(existing, f"overlays/{name}/{KUSTOMIZATION}") if existing else None
     if not isinstance(data, CommentedMap):
         data = CommentedMap()
     for key in ("apiVersion", "kind", "namespace", "namePrefix"):
@@ -241,7 +301,10 @@ _README_ROWS = (
 
 
 def command_line(opts: Options) -> str:
-    parts = ["compose new-model", opts.model, f"--env {opts.env}", f"--cloud {opts.cloud}"]
+    """The new-model command that reproduces `opts`, quoted for a POSIX shell."""
+    import shlex
+
+    parts = ["compose new-model", shlex.quote(opts.model), f"--env {opts.env}", f"--cloud {opts.cloud}"]
     for flag, value in (
         ("--gpu", opts.gpu),
         ("--name", opts.name),
@@ -254,15 +317,17 @@ def command_line(opts: Options) -> str:
         ("--tensor-parallel-size", opts.tensor_parallel_size),
         ("--gpu-memory-utilization", opts.gpu_memory_utilization),
         ("--kv-cache-dtype", opts.kv_cache_dtype),
+        ("--hf-repo", opts.hf_repo),
+        ("--revision", opts.revision),
     ):
         if value is not None:
-            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {shlex.quote(str(value))}")
     if opts.spot:
         parts.append("--spot")
     if not opts.monitoring:
         parts.append("--no-monitoring")
     if opts.prometheus_url != DEFAULT_PROMETHEUS_URL:
-        parts.append(f"--prometheus-url {opts.prometheus_url}")
+        parts.append(f"--prometheus-url {shlex.quote(opts.prometheus_url)}")
     return " ".join(parts)
 
 
@@ -324,6 +389,9 @@ def generate(
     opts: Options, repo: Path | None = None, plan: dict | None = None, existing_kustomization: str | None = None
 ) -> Generated:
     """Plan (unless given) and render every file of the overlay. Writes nothing."""
+    from compose.plan import catalog
+
+    opts.check()  # types and ranges of every option, before anything else
     cloud = clouds_mod.get(opts.cloud)
     if opts.spot and cloud.spot_notice_seconds is None:
         raise InvalidInput(f"--spot does not apply to --cloud {cloud.name}: it has no spot capacity; drop --spot")
@@ -332,10 +400,16 @@ def generate(
     if opts.namespace is not None:
         names.check_label(opts.namespace, "--namespace")
     parse_replicas(opts.replicas)
+    check_prometheus_url(opts.prometheus_url)
+    if opts.hf_repo is not None:
+        catalog.check_hub_id(opts.hf_repo)
+    if opts.revision is not None:
+        catalog.check_revision(opts.revision)
     if plan is None:
         plan, notes = make_plan(opts, repo)
     else:
         notes = []
+    require_identity(plan, opts)
     name = names.overlay_name(opts.env, opts.name if opts.name else names.slugify(plan["slug"]))
     namespace = names.check_label(opts.namespace or name, "--namespace")
 
@@ -363,7 +437,7 @@ def generate(
             f"{plan['hf_repo']} is gated: create the Secret before the pod starts: "
             f"kubectl -n {namespace} create secret generic hf-token --from-literal=token=hf_..."
         )
-    return Generated(name, namespace, files, plan, opts, notes)
+    return Generated(name, namespace, files, plan, opts, notes, desired)
 
 
 def _alerts_patch(plan: dict, opts: Options, name: str, namespace: str) -> str:
@@ -384,7 +458,13 @@ def overlays_dir(repo: Path) -> Path:
 
 
 def _read(path: Path) -> str | None:
-    return path.read_text() if path.exists() else None
+    """A file's text, or None; undecodable bytes are replaced (only headers are compared)."""
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a directory where compose writes a file; move it away") from None
 
 
 def owned(directory: Path) -> bool:
@@ -400,11 +480,85 @@ class WriteResult:
     kept: list[Path]
     directory: Path
 
-    def report(self) -> str:
-        return writer_report(self.changes, Path.cwd(), self.kept)
+    def report(self, root: Path | None = None, preview: bool = False) -> str:
+        return writer_report(self.changes, root, self.kept, preview=preview)
 
-    def diff(self) -> str:
-        return "".join(c.diff() for c in self.changes if c.status != UNCHANGED)
+    def diff(self, root: Path | None = None) -> str:
+        return "".join(c.diff(root) for c in self.changes if c.status != UNCHANGED)
+
+
+def plan_overlay(repo: Path, opts: Options, plan: dict | None = None) -> Generated:
+    """Plan and render without looking at the overlay directory: the name the overlay will have."""
+    return generate(opts, Path(repo).resolve(), plan=plan)
+
+
+def stage(
+    repo: Path,
+    opts: Options,
+    txn: Transaction,
+    *,
+    force: bool = False,
+    allow_existing: bool = False,
+    plan: dict | None = None,
+    expect: str | None = None,
+    probe: Generated | None = None,
+) -> WriteResult:
+    """Put `overlays/<name>/` into the transaction (nothing is written until it commits).
+
+    An existing overlay needs `force` (or `allow_existing`, used by regen); files a
+    person took over (no generated header) are kept and reported; generated patches the
+    new plan no longer has are deleted. With `expect`, inputs that would produce another
+    overlay than `expect` are refused before anything is staged. `probe` is the result of
+    `plan_overlay(repo, opts)` when the caller already has it.
+    """
+    repo = Path(repo).resolve()
+    kustomize.kubectl()  # fail early, before any work, when kubectl is missing
+    root = overlays_dir(repo)
+    probe = probe or generate(opts, repo, plan=plan)
+    if expect is not None and probe.name != expect:
+        raise InvalidInput(
+            f"overlays/{expect}/{PLAN_FILE}: its inputs (env {opts.env}, name {opts.name or '-'}) produce overlay "
+            f"{probe.name}, not {expect}; fix inputs.env/inputs.name or rename the directory; nothing was written"
+        )
+    directory = root / probe.name
+    exists = directory.exists() or directory.is_symlink()
+    if exists and not directory.is_dir():
+        raise NotOurs(f"overlays/{probe.name} exists and is not a directory; move it away or choose another --name")
+    if exists and not owned(directory):
+        raise NotOurs(
+            f"overlays/{probe.name} exists and was not generated by compose (no {PLAN_FILE} with our header); "
+            "move it away or choose another --name"
+        )
+    if exists and not (force or allow_existing):
+        raise OverlayExists(
+            f"overlay {probe.name} already exists; pass --force to regenerate it "
+            f"(hand-edited files are kept) or run `compose regen {probe.name}`"
+        )
+    existing_k = None
+    if exists and (directory / KUSTOMIZATION).is_file():
+        rel_k = f"overlays/{probe.name}/{KUSTOMIZATION}"
+        kustomize.read_kustomization(directory / KUSTOMIZATION, rel_k)  # types, duplicate keys, UTF-8
+        existing_k = yamlio.read_text(directory / KUSTOMIZATION, rel_k)
+    gen = probe
+    if existing_k:  # keep what a person added to kustomization.yaml
+        merged = render_kustomization(probe.kustomization, existing_k, probe.name)
+        gen = dataclasses.replace(probe, files={**probe.files, KUSTOMIZATION: merged})
+
+    kept: list[Path] = []
+    for rel, text in sorted(gen.files.items()):
+        path = directory / rel
+        current = _read(path)
+        if current is not None and not is_generated(current) and not rel == PLAN_FILE:
+            kept.append(path)
+            continue
+        txn.write(path, text)
+    if exists:
+        for path in sorted(directory.iterdir()):
+            if path.name.startswith("patch-") and path.name in PATCH_WHY and path.name not in gen.files:
+                current = _read(path)
+                if current is not None and is_generated(current):
+                    txn.delete(path)
+    return WriteResult(gen, [], kept, directory)
 
 
 def write(
@@ -417,95 +571,22 @@ def write(
     allow_existing: bool = False,
     plan: dict | None = None,
 ) -> WriteResult:
-    """Generate and write `overlays/<name>/`, atomically.
-
-    A new overlay is assembled in a temporary sibling directory, built with
-    kustomize, and renamed into place, so a failure leaves nothing behind.
-    An existing overlay needs `force` (or `allow_existing`, used by regen); files
-    a person took over (no generated header) are kept and reported.
-    """
+    """Generate and write one overlay in its own transaction (no GitOps refresh: see
+    `compose.publish.regenerate.new_model` for the command's complete change)."""
     repo = Path(repo).resolve()
-    kustomize.kubectl()  # fail early, before any work, when kubectl is missing
-    root = overlays_dir(repo)
-    # Render with the current kustomization so user edits survive.
-    probe = generate(opts, repo, plan=plan)
-    directory = (root / probe.name).resolve()
-    if root.resolve() not in directory.parents:
-        raise InvalidInput(f"refusing to write outside {root}: {directory}")
-    exists = directory.exists()
-    if exists and not owned(directory):
-        raise NotOurs(
-            f"{directory} exists and was not generated by compose (no {PLAN_FILE} with our header); "
-            "move it away or choose another --name"
-        )
-    if exists and not (force or allow_existing):
-        raise OverlayExists(
-            f"overlay {probe.name} already exists; pass --force to regenerate it "
-            f"(hand-edited files are kept) or run `compose regen {probe.name}`"
-        )
-    existing_k = _read(directory / KUSTOMIZATION) if exists else None
-    gen = generate(opts, repo, plan=probe.plan, existing_kustomization=existing_k) if existing_k else probe
-
-    fileset = FileSet(directory)
-    kept: list[Path] = []
-    for rel, text in sorted(gen.files.items()):
-        path = directory / rel
-        current = _read(path)
-        if current is not None and not is_generated(current) and not rel == PLAN_FILE:
-            kept.append(path)
-            continue
-        fileset.add(rel, text)
-    if exists:
-        for path in sorted(directory.iterdir()):
-            if path.name.startswith("patch-") and path.name in PATCH_WHY and path.name not in gen.files:
-                if is_generated(path.read_text()):
-                    fileset.delete(path.name)
-
-    if dry_run or check:
-        return WriteResult(gen, apply(fileset, dry_run=dry_run, check=check), kept, directory)
-    if exists:
-        _build_staged_copy(root, directory, fileset)
-        return WriteResult(gen, apply(fileset), kept, directory)
-
-    # New overlay: stage, build, then rename into place.
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{gen.name}.", dir=root))
-    try:
-        staged = FileSet(staging, {staging / rel: text for rel, text in gen.files.items()})
-        apply(staged)
-        kustomize.build(staging)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    changes = [Change(directory / rel, CREATED, None, text) for rel, text in sorted(gen.files.items())]
-    return WriteResult(gen, changes, kept, directory)
-
-
-def _build_staged_copy(root: Path, directory: Path, fileset: FileSet) -> None:
-    """Build the overlay as it would be after the changes, before touching it."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=root))
-    try:
-        shutil.copytree(directory, staging, dirs_exist_ok=True)
-        moved = FileSet(staging)
-        for path, text in fileset.files.items():
-            moved.files[staging / path.relative_to(directory)] = text
-        for path in fileset.deletions:
-            moved.deletions.add(staging / path.relative_to(directory))
-        apply(moved)
-        kustomize.build(staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def load_plan_file(directory: Path) -> dict:
-    path = Path(directory) / PLAN_FILE
-    if not path.exists():
-        raise NotOurs(f"{directory} has no {PLAN_FILE}; it was not generated by compose")
-    doc = yamlio.load_file(path)
-    if not isinstance(doc, dict) or doc.get("kind") != PLAN_KIND or "inputs" not in doc:
-        raise InvalidInput(f"{path}: not a compose plan file (kind {PLAN_KIND} with inputs); regenerate it")
-    return doc
+    probe = plan_overlay(repo, opts, plan)
+    preview = dry_run or check
+    with Transaction(repo, scope=[f"overlays/{probe.name}"], command="new-model", preview=preview) as txn:
+        result = stage(repo, opts, txn, force=force, allow_existing=allow_existing, probe=probe)
+        if preview:
+            result.changes = txn.preview(check=check)
+            drift = [c for c in result.changes if c.status != UNCHANGED]
+            if check and drift:
+                raise Drift(f"{len(drift)} generated file(s) of overlays/{probe.name} are out of date; "
+                            f"run `compose regen {probe.name}`", findings=["".join(c.diff(repo) for c in drift)])
+        else:
+            result.changes = txn.commit()
+    return result
 
 
 def list_overlay_dirs(repo: Path) -> list[Path]:
@@ -515,30 +596,42 @@ def list_overlay_dirs(repo: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / KUSTOMIZATION).exists())
 
 
-def resolve_overlays(repo: Path, overlay: str | None, all_: bool) -> list[Path]:
+def resolve_overlays(repo: Path, overlay: str | None, all_: bool, *, inside: bool = False) -> list[Path]:
+    """`overlays/<name>` (or a directory path) for one overlay, or every overlay with `all_`.
+    With `inside`, the directory must be an overlay of this repository (commands that write)."""
     if all_ == (overlay is not None):
         raise InvalidInput("name one overlay or pass --all")
     if all_:
         return list_overlay_dirs(repo)
+    if not overlay or len(overlay) > 4096 or "\x00" in overlay:
+        raise InvalidInput(f"no overlay {overlay[:60]!r}; run `compose list`")
     path = Path(overlay)
-    if not path.exists():
-        path = overlays_dir(repo) / overlay
-    if not (path / KUSTOMIZATION).exists():
-        raise InvalidInput(f"no overlay {overlay!r} (looked for {path / KUSTOMIZATION}); run `compose list`")
-    return [path.resolve()]
+    try:
+        if not path.exists():
+            path = overlays_dir(repo) / overlay
+        found = (path / KUSTOMIZATION).is_file()
+    except OSError:
+        found = False
+    if not found:
+        raise InvalidInput(f"no overlay {overlay[:60]!r} (looked for {path / KUSTOMIZATION}); run `compose list`")
+    resolved = path.resolve()
+    if inside and resolved.parent != overlays_dir(repo).resolve():
+        raise InvalidInput(f"{overlay}: not an overlay of this repository (overlays/<name>); run `compose list`")
+    return [resolved]
 
 
-def regen(repo: Path, directory: Path, *, dry_run: bool = False, check: bool = False) -> WriteResult:
-    """Re-plan from the recorded inputs and rewrite the overlay idempotently."""
-    doc = load_plan_file(directory)
-    opts = Options.from_inputs(doc["inputs"])
-    result = write(repo, opts, allow_existing=True, dry_run=dry_run, check=check)
-    if result.directory != Path(directory).resolve():
-        raise InvalidInput(
-            f"{directory}: its inputs now produce overlay {result.generated.name}; "
-            "rename the directory or fix `inputs.name`/`inputs.env`"
-        )
-    return result
+def stage_regen(repo: Path, directory: Path, txn: Transaction) -> WriteResult:
+    """Re-plan from the recorded inputs and stage the overlay; only `overlays/<its name>/`."""
+    directory = Path(directory)
+    source = f"overlays/{directory.name}/{PLAN_FILE}"
+    doc = load_plan_file(directory, source)
+    opts = Options.from_inputs(doc["inputs"], source)
+    try:
+        return stage(repo, opts, txn, allow_existing=True, expect=directory.name)
+    except InvalidInput as err:
+        if str(err).startswith(("overlays/", source)):
+            raise
+        raise InvalidInput(f"{source}: {err}") from None
 
 
 __all__ = [
@@ -546,7 +639,8 @@ __all__ = [
     "Generated",
     "generate",
     "write",
-    "regen",
+    "stage",
+    "stage_regen",
     "load_plan_file",
     "list_overlay_dirs",
     "resolve_overlays",

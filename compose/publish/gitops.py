@@ -1,10 +1,12 @@
 """GitOps output: Argo CD and Flux objects that sync every overlay safely.
 
 Pure functions build the objects as dicts; `generate()` assembles them into a
-`FileSet` (files to write and stale generated files to delete) and `write()` /
-`regen_all()` hand that to `compose.writer.apply`, which reports every path as
-created, updated, unchanged or deleted, writes atomically, and supports
-`dry_run` and `check`.
+`FileSet` (files to write and stale generated files to delete). `write()` and
+`regen_all()` stage that in a `Transaction` (compose.core.transaction): the whole
+output tree changes at once or not at all, after the Flux tree has built in a
+staging view, and `dry_run`/`check` preview the same changes without writing.
+`stage_all(repo, txn)` refreshes every recorded tree inside a caller's transaction
+(new-model and regen --all use it, against the view of the overlays they change).
 
 The options used (repo URL, revision, output directory, add-ons) are recorded in
 `<out>/compose-gitops.yaml`, so `compose gitops <flavour>` without options and
@@ -34,7 +36,8 @@ from typing import Iterable
 
 from compose.core import yamlio
 from compose.core.errors import Drift, InvalidInput, NotOurs
-from compose.core.writer import UNCHANGED, Change, FileSet, apply
+from compose.core.transaction import Transaction
+from compose.core.writer import UNCHANGED, Change, FileSet
 from compose.publish.overlayinfo import (
     OVERLAYS_DIR,
     OverlayInfo,
@@ -160,36 +163,96 @@ def check_flavour(flavour: str | None) -> str:
     return flavour
 
 
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
-_URL = re.compile(r"^(https?|ssh)://[^\s/@]+(@[^\s/]+)?(:[0-9]+)?/[^\s]*[^\s/]$")
+MAX_URL_LENGTH = 2048
+MAX_REVISION_LENGTH = 255
+_URL_BAD = set(" \t\r\n\"'`{}<>\\^|")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+_USER = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _url_parts(url: str) -> tuple[str, str, str, str] | None:
+    """(scheme, user, host[:port], path) of `scheme://[user@]host[:port]/path`, else None.
+    Plain string splitting: linear in the length, whatever the input."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    authority, slash, path = rest.partition("/")
+    if not slash or not path or path.endswith("/"):
+        return None
+    user, at, hostport = authority.rpartition("@")
+    if at and not _USER.fullmatch(user):
+        return None
+    host, colon, port = hostport.partition(":") if not hostport.startswith("[") else (hostport, "", "")
+    if not _HOST.fullmatch(host) or (colon and not (port.isdigit() and 0 < int(port) < 65536)):
+        return None
+    return scheme, user, hostport, path
 
 
 def check_repo_url(url: str, flavour: str) -> str:
     """HTTP(S) or SSH URLs; Flux's GitRepository accepts only `^(http|https|ssh)://`."""
-    if _URL.match(url or ""):
-        return url
-    if _SCP_LIKE.match(url or ""):
-        if flavour == "flux":
-            user_host, _, path = url.partition(":")
-            raise InvalidInput(
-                f"invalid --repo-url {url!r} for Flux (GitRepository needs http, https or ssh://); "
-                f"use ssh://{user_host}/{path}"
-            )
-        return url
+    ok_text = isinstance(url, str) and 0 < len(url) <= MAX_URL_LENGTH and url.isascii() and url.isprintable()
+    if ok_text and not set(url) & _URL_BAD:
+        parts = _url_parts(url)
+        if parts is not None and parts[0] in ("http", "https", "ssh"):
+            return url
+        user, at, rest = url.partition("@")
+        host, colon, path = rest.partition(":")
+        scp_like = (at and colon and "://" not in url and _USER.fullmatch(user) and _HOST.fullmatch(host)
+                    and path and not path.startswith("/") and not path.endswith("/"))
+        if scp_like:
+            if flavour == "flux":
+                raise InvalidInput(
+                    f"invalid --repo-url {url!r} for Flux (GitRepository needs http, https or ssh://); "
+                    f"use ssh://{user}@{host}/{path}"
+                )
+            return url
     raise InvalidInput(
-        f"invalid --repo-url {url!r}: use https://host/org/repo.git or ssh://git@host/org/repo.git"
+        f"invalid --repo-url {_short(url)}: use https://host/org/repo.git or ssh://git@host/org/repo.git "
+        f"(at most {MAX_URL_LENGTH} characters)"
     )
 
 
-_REVISION = re.compile(r"^[A-Za-z0-9._/+-]+$")
+_REVISION = re.compile(r"[A-Za-z0-9._/+-]+")
 
 
 def check_revision(revision: str) -> str:
-    if not revision or not _REVISION.match(revision) or ".." in revision or revision.endswith("/"):
+    ok = (isinstance(revision, str) and 0 < len(revision) <= MAX_REVISION_LENGTH
+          and _REVISION.fullmatch(revision) is not None and ".." not in revision and not revision.endswith("/"))
+    if not ok:
         raise InvalidInput(
-            f"invalid --revision {revision!r}: use a branch (main), a tag as refs/tags/v1.2.3, or a commit SHA"
+            f"invalid --revision {_short(revision)}: use a branch (main), a tag as refs/tags/v1.2.3, "
+            f"or a commit SHA (at most {MAX_REVISION_LENGTH} characters)"
         )
     return revision
+
+
+# Trees compose generates or that hold the models: GitOps output never goes into (or
+# around) them, and `compose build --out` never writes there either.
+PROTECTED_DIRS = (OVERLAYS_DIR, "base", "components", ".git", ".compose")
+
+
+def protected_trees(repo_root: Path, *, except_out: str | None = None) -> list[str]:
+    """Repository-relative directories a command's output must not overlap: overlays/,
+    base/, components/, .git/, .compose/, argocd/, flux/ and every recorded GitOps tree
+    (a directory holding compose-gitops.yaml), except `except_out`."""
+    root = Path(repo_root).resolve()
+    trees = set(PROTECTED_DIRS) | set(DEFAULT_OUT.values())
+    trees |= {p.parent.relative_to(root).as_posix() for p in find_settings(root)}
+    trees.discard(except_out or "")
+    return sorted(trees)
+
+
+def overlapping(rel: str, trees: Iterable[str]) -> str | None:
+    """The first tree that `rel` lies in, equals or contains (POSIX, repository-relative)."""
+    for tree in trees:
+        if rel == tree or rel.startswith(tree + "/") or tree.startswith(rel + "/"):
+            return tree
+    return None
 
 
 def check_out(repo_root: Path, out: str | Path, flavour: str) -> str:
@@ -201,8 +264,18 @@ def check_out(repo_root: Path, out: str | Path, flavour: str) -> str:
     if path == root or root not in path.parents:
         raise InvalidInput(f"invalid --out {str(out)!r}: it must be a subdirectory of the repository {root}")
     rel = path.relative_to(root).as_posix()
-    if rel.split("/")[0] in (OVERLAYS_DIR, "base", "components", ".git"):
+    if rel.split("/")[0] in PROTECTED_DIRS:
         raise InvalidInput(f"invalid --out {str(out)!r}: choose a directory outside overlays/, base/ and components/")
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"invalid --out {str(out)!r}: it is a file; choose a directory (default: {DEFAULT_OUT[flavour]}/)")
+    # Another GitOps tree (argocd/, flux/, a recorded --out): never inside or around it. The
+    # tree itself may be rewritten; resolve_settings refuses the other flavour's tree.
+    others = [t for t in protected_trees(root, except_out=rel) if t not in PROTECTED_DIRS]
+    clash = overlapping(rel, others)
+    if clash is not None:
+        raise InvalidInput(
+            f"invalid --out {str(out)!r}: it overlaps {clash}/, another generated tree; choose a separate directory"
+        )
     if flavour == "argocd" and kustomization_file(path):
         raise InvalidInput(
             f"invalid --out {str(out)!r}: it holds a kustomization.yaml, and Argo CD would render the directory "
@@ -215,6 +288,8 @@ def check_addons(repo_root: Path, addons: Iterable[str]) -> tuple[str, ...]:
     root = Path(repo_root).resolve()
     out = []
     for addon in addons:
+        if not isinstance(addon, str) or not addon.strip("/") or len(addon) > 1024 or "\x00" in addon:
+            raise InvalidInput(f"invalid --addon {_short(addon)}: a directory inside the repository, e.g. base/nvidia-device-plugin")
         rel = PurePosixPath(str(addon).strip("/"))
         target = (root / rel).resolve()
         if rel.is_absolute() or ".." in rel.parts or root not in target.parents:
@@ -242,25 +317,49 @@ def check_secret_ref(name: str, flavour: str) -> str:
     return name
 
 
-def load_settings(path: Path) -> Settings:
-    doc = yamlio.load_file(path)
+_SETTINGS_MODEL = None
+
+
+def _settings_model():
+    global _SETTINGS_MODEL
+    if _SETTINGS_MODEL is None:
+        from typing import Literal, Optional
+
+        from pydantic import BaseModel, ConfigDict, Field
+
+        class SettingsDoc(BaseModel):
+            """compose-gitops.yaml: the options `compose gitops` replays."""
+
+            model_config = ConfigDict(strict=True, extra="forbid")
+            apiVersion: Literal[SETTINGS_API]  # type: ignore[valid-type]
+            kind: Literal[SETTINGS_KIND]  # type: ignore[valid-type]
+            flavour: Literal["argocd", "flux"]
+            repo_url: Optional[str] = Field(None, max_length=MAX_URL_LENGTH)
+            revision: Optional[str] = Field(None, max_length=MAX_REVISION_LENGTH)
+            out: Optional[str] = Field(None, max_length=4096)
+            addons: Optional[list[str]] = Field(None, max_length=64)
+            secret_ref: Optional[str] = Field(None, max_length=253)
+
+        _SETTINGS_MODEL = SettingsDoc
+    return _SETTINGS_MODEL
+
+
+def load_settings(path: Path, source: str | None = None) -> Settings:
+    from compose.core.schema import validate
+
+    shown = source or str(path)
+    doc = yamlio.load_file(path, shown)
     if not isinstance(doc, dict) or doc.get("kind") != SETTINGS_KIND:
-        raise InvalidInput(f"{path}: not a compose GitOps settings file (kind {SETTINGS_KIND}); delete it and re-run")
-    known = {"flavour", "repo_url", "revision", "out", "addons", "secret_ref"}
-    unknown = sorted(set(doc) - known - {"apiVersion", "kind"})
-    if unknown:
-        raise InvalidInput(f"{path}: unknown settings {unknown}; remove them or upgrade compose")
-    try:
-        return Settings(
-            flavour=check_flavour(doc.get("flavour")),
-            repo_url=str(doc.get("repo_url") or DEFAULT_REPO_URL),
-            revision=str(doc.get("revision") or DEFAULT_REVISION),
-            out=str(doc.get("out") or ""),
-            addons=tuple(doc.get("addons") if doc.get("addons") is not None else DEFAULT_ADDONS),
-            secret_ref=str(doc.get("secret_ref") or ""),
-        )
-    except TypeError as err:
-        raise InvalidInput(f"{path}: malformed settings ({err}); delete it and re-run") from None
+        raise InvalidInput(f"{shown}: not a compose GitOps settings file (kind {SETTINGS_KIND}); delete it and re-run")
+    validate(_settings_model(), doc, shown, "fix the file, or delete it and re-run `compose gitops` with the options")
+    return Settings(
+        flavour=doc["flavour"],
+        repo_url=doc.get("repo_url") or DEFAULT_REPO_URL,
+        revision=doc.get("revision") or DEFAULT_REVISION,
+        out=doc.get("out") or "",
+        addons=tuple(doc["addons"]) if doc.get("addons") is not None else DEFAULT_ADDONS,
+        secret_ref=doc.get("secret_ref") or "",
+    )
 
 
 def resolve_settings(
@@ -280,7 +379,7 @@ def resolve_settings(
     recorded = Settings(flavour)
     settings_path = root / rel_out / SETTINGS_FILE
     if settings_path.exists():
-        recorded = load_settings(settings_path)
+        recorded = load_settings(settings_path, f"{rel_out}/{SETTINGS_FILE}")
         if recorded.flavour != flavour:
             raise InvalidInput(
                 f"{rel_out}/ holds {recorded.flavour} output; choose another --out for {flavour}"
@@ -692,6 +791,16 @@ class Output:
     managed_dirs: tuple[str, ...] = ()
 
 
+def readme_hint(repo_root: Path, s: Settings, template: str = "{}") -> str:
+    """`template` filled with the README that documents this output (the output directory's
+    own README.md, else the flavour's default tree's), or "" when neither exists: never a
+    pointer to a file compose did not write and nobody else did either."""
+    for candidate in (f"{s.out}/README.md", f"{DEFAULT_OUT[s.flavour]}/README.md"):
+        if (Path(repo_root) / candidate).is_file():
+            return template.format(candidate)
+    return ""
+
+
 def argocd_output(s: Settings, repo_root: Path, overlays: list[OverlayInfo]) -> Output:
     out = Output(managed_dirs=("applications",))
     f = out.files
@@ -708,7 +817,7 @@ def argocd_output(s: Settings, repo_root: Path, overlays: list[OverlayInfo]) -> 
         )
     f["root.yaml"] = _doc(
         s, "root.yaml", argocd_root(s),
-        f"# Bootstrap: kubectl apply -n {ARGOCD_NAMESPACE} -f {s.out}/root.yaml (see {s.out}/README.md).\n",
+        f"# Bootstrap: kubectl apply -n {ARGOCD_NAMESPACE} -f {s.out}/root.yaml{readme_hint(repo_root, s, ' (see {})')}.\n",
     )
     f["root-applications.yaml"] = _doc(
         s, "root-applications.yaml", argocd_root(s, applications=True),
@@ -761,9 +870,9 @@ def generate(repo_root: Path | str, s: Settings, overlays: list[OverlayInfo] | N
     fileset = FileSet(root)
     for rel, text in sorted(out.files.items()):
         path = out_dir / rel
-        if path.exists() and not is_generated(path.read_text()):
+        if path.exists() and not is_generated(_text(path)):
             raise NotOurs(
-                f"{path} exists and was not generated by compose gitops (no generated header); "
+                f"{s.out}/{rel} exists and was not generated by compose gitops (no generated header); "
                 "move it away, or choose another --out"
             )
         fileset.add(f"{s.out}/{rel}", text)
@@ -773,13 +882,52 @@ def generate(repo_root: Path | str, s: Settings, overlays: list[OverlayInfo] | N
             continue
         for path in sorted(directory.glob("*.yaml")):
             rel = f"{sub}/{path.name}"
-            if rel not in out.files and is_generated(path.read_text()):
+            if rel not in out.files and is_generated(_text(path)):
                 fileset.delete(f"{s.out}/{rel}")
     return fileset
 
 
+def _text(path: Path) -> str:
+    """Only the header is compared: undecodable bytes cannot make a file ours."""
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except IsADirectoryError:
+        raise InvalidInput(f"{path}: a directory where compose gitops writes a file; move it away") from None
+
+
+def stage(txn: Transaction, s: Settings, view: Path, overlays: list[OverlayInfo] | None = None) -> None:
+    """Stage one output tree, generated against `view` (the repository as the transaction
+    will leave it), into `txn`."""
+    fileset = generate(view, s, overlays)
+    vroot = Path(view).resolve()
+    for path, text in fileset.files.items():
+        txn.write(path.relative_to(vroot).as_posix(), text)
+    for path in fileset.deletions:
+        txn.delete(path.relative_to(vroot).as_posix())
+
+
 def write(repo_root: Path | str, s: Settings, *, dry_run: bool = False, check: bool = False) -> list[Change]:
-    return apply(generate(repo_root, s), dry_run=dry_run, check=check)
+    """Write one output tree in one transaction (`dry_run`/`check`: preview only; `check`
+    raises Drift with the diff when anything would change)."""
+    root = Path(repo_root).resolve()
+    with Transaction(root, scope=[s.out], command=f"gitops {s.flavour}", preview=dry_run or check) as txn:
+        stage(txn, s, root)
+        if dry_run or check:
+            changes = txn.preview(check=check)
+            _raise_drift(root, changes, check)
+            return changes
+        return txn.commit()
+
+
+def _raise_drift(root: Path, changes: list[Change], check: bool) -> None:
+    pending = [c for c in changes if c.status != UNCHANGED]
+    if check and pending:
+        raise Drift(
+            f"{len(pending)} GitOps file(s) are out of date: "
+            + ", ".join(f"{c.display(root)} ({c.status})" for c in pending)
+            + "; run `compose regen --all` (or `compose gitops argocd|flux`) and commit the result",
+            findings=["".join(c.diff(root) for c in pending)],
+        )
 
 
 def find_settings(repo_root: Path | str) -> list[Path]:
@@ -799,11 +947,12 @@ def recorded_settings(repo_root: Path | str) -> list[Settings]:
     root = Path(repo_root).resolve()
     out = []
     for path in find_settings(root):
-        s = load_settings(path)
         actual = path.parent.relative_to(root).as_posix()
+        s = load_settings(path, f"{actual}/{SETTINGS_FILE}")
         if s.out != actual:
             raise InvalidInput(
-                f"{path}: records --out {s.out} but lives in {actual}; run `compose gitops {s.flavour} --out {actual}`"
+                f"{actual}/{SETTINGS_FILE}: records --out {s.out} but lives in {actual}; "
+                f"run `compose gitops {s.flavour} --out {actual}`"
             )
         out.append(
             resolve_settings(
@@ -814,6 +963,21 @@ def recorded_settings(repo_root: Path | str) -> list[Settings]:
     return out
 
 
+def stage_all(repo_root: Path | str, txn: Transaction, settings: list[Settings] | None = None) -> list[Settings]:
+    """Refresh every recorded GitOps tree inside `txn`, against the repository as the
+    transaction will leave it (its view): a new overlay gets its Application and Flux
+    Kustomization in the same change. Returns the settings used."""
+    root = Path(repo_root).resolve()
+    settings = recorded_settings(root) if settings is None else settings
+    if not settings:
+        return []
+    view = txn.view()
+    overlays = list_overlays(view)
+    for s in settings:
+        stage(txn, s, view, overlays)
+    return settings
+
+
 def regen_all(repo_root: Path | str, dry_run: bool = False, check: bool = False) -> list[Change]:
     """Replay every recorded GitOps output (see `find_settings`) against the current overlays.
 
@@ -822,24 +986,17 @@ def regen_all(repo_root: Path | str, dry_run: bool = False, check: bool = False)
     including a stale Application/Kustomization of a removed overlay.
     """
     root = Path(repo_root).resolve()
-    overlays = list_overlays(root)
-    combined = FileSet(root)
-    for s in recorded_settings(root):
-        fs = generate(root, s, overlays)
-        combined.files.update(fs.files)
-        combined.deletions |= fs.deletions
-    if check:
-        changes = apply(combined, dry_run=True)
-        pending = [c for c in changes if c.status != UNCHANGED]
-        if pending:
-            raise Drift(
-                f"{len(pending)} GitOps file(s) are out of date: "
-                + ", ".join(f"{c.path.relative_to(root)} ({c.status})" for c in pending)
-                + "; run `compose regen --all` (or `compose gitops argocd|flux`) and commit the result",
-                findings=["".join(c.diff(root) for c in pending)],
-            )
-        return changes
-    return apply(combined, dry_run=dry_run)
+    settings = recorded_settings(root)
+    if not settings:
+        return []
+    with Transaction(root, scope=[s.out for s in settings], command="regen --all",
+                     preview=dry_run or check) as txn:
+        stage_all(root, txn, settings)
+        if dry_run or check:
+            changes = txn.preview(check=check)
+            _raise_drift(root, changes, check)
+            return changes
+        return txn.commit()
 
 
 __all__ = [
@@ -850,6 +1007,9 @@ __all__ = [
     "generate",
     "write",
     "regen_all",
+    "stage",
+    "stage_all",
+    "protected_trees",
     "flux_timeout_seconds",
     "directory_generator_matches",
     "go_path_match",

@@ -1,7 +1,20 @@
-"""`compose regen`: replay every generator from what the repository records.
+"""The commands that write overlays: `compose new-model` and `compose regen`.
 
-With --all that is every overlay (from its compose-plan.yaml), the generated
-files of components/monitoring, and the recorded GitOps output.
+Each run is one transaction (compose.core.transaction): the overlay files, the
+monitoring component (regen --all) and every recorded GitOps tree (argocd/,
+flux/, ...) are planned together, validated together in a staging view (the new
+overlay and the Flux tree must build) and written together, or not at all.
+
+- `new_model(root, opts)`: `overlays/<env>-<name>/` plus the GitOps trees, which are
+  regenerated against the view so the new overlay's Application and Flux
+  Kustomization come in the same change. Scope: that overlay and those trees.
+- `regen(root, name)`: only `overlays/<name>/`; inputs that would produce another
+  overlay are refused before anything is staged.
+- `regen(root, all_=True)`: every overlay with a compose-plan.yaml, the monitoring
+  component and the GitOps trees. One unreadable overlay stops the whole run, with
+  every problem named, and nothing is written.
+
+`check` and `dry_run` preview the same change set without writing.
 """
 
 from __future__ import annotations
@@ -9,16 +22,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compose.core.writer import UNCHANGED, Change, FileSet, apply
+from compose.core.errors import InvalidInput, NotOurs
+from compose.core.transaction import Transaction
+from compose.core.writer import UNCHANGED, Change
 from compose.core.writer import report as writer_report
+from compose.core.writer import summary as writer_summary
 from compose.generate import overlay
+
+MONITORING_DIR = "components/monitoring"
 
 
 @dataclass
-class RegenResult:
+class Outcome:
+    """What a command changed (or, in a preview, would change)."""
+
     root: Path
     changes: list[Change] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    preview: bool = False
+    generated: "overlay.Generated | None" = None
 
     @property
     def drift(self) -> list[Change]:
@@ -29,43 +52,75 @@ class RegenResult:
         return "".join(c.diff(self.root) for c in self.drift)
 
     def report(self) -> str:
-        return writer_report(self.changes, self.root, self.kept)
+        """One line per changed path ("would ..." in a preview), then kept files."""
+        return writer_report(self.changes, self.root, self.kept, preview=self.preview)
+
+    def summary(self) -> str:
+        return writer_summary(self.changes, preview=self.preview)
 
 
-def monitoring_files(root: Path, dry_run: bool) -> list[Change]:
-    from compose.publish import monitoring
-
-    fileset = FileSet(root / "components" / "monitoring")
-    for rel, text in sorted(monitoring.component_files().items()):
-        fileset.add(rel, text)
-    return apply(fileset, dry_run=dry_run)
-
-
-def publish(root: Path) -> list[Change]:
-    """After an overlay is added or changed: bring the recorded GitOps output up to date.
-
-    The Argo CD ApplicationSet finds new overlays by itself; the per-overlay Argo CD
-    Applications and Flux Kustomizations are files, so they are regenerated here.
-    """
+def new_model(root: Path, opts: overlay.Options, *, force: bool = False, dry_run: bool = False) -> Outcome:
+    """Plan a model and write its overlay and the GitOps trees that list it, as one change."""
     from compose.publish import gitops
 
-    return [c for c in gitops.regen_all(Path(root).resolve()) if c.status != UNCHANGED]
+    root = Path(root).resolve()
+    probe = overlay.plan_overlay(root, opts)  # planning needs no lock
+    settings = gitops.recorded_settings(root)
+    scope = [f"overlays/{probe.name}", *(s.out for s in settings)]
+    with Transaction(root, scope=scope, command="new-model", preview=dry_run) as txn:
+        staged = overlay.stage(root, opts, txn, force=force, probe=probe)
+        gitops.stage_all(root, txn, settings)
+        changes = txn.preview() if dry_run else txn.commit()
+    return Outcome(root, changes, staged.kept, staged.generated.notes, dry_run, staged.generated)
 
 
-def run(root: Path, name: str | None, all_: bool, *, check: bool = False, dry_run: bool = False) -> RegenResult:
-    """Regenerate; with `check` nothing is written and the changes are the drift."""
+def regen(root: Path, name: str | None, all_: bool, *, check: bool = False, dry_run: bool = False) -> Outcome:
+    """Regenerate one overlay, or (`all_`) everything compose generates; see the module doc."""
     root = Path(root).resolve()
     preview = check or dry_run
-    result = RegenResult(root)
-    for directory in overlay.resolve_overlays(root, name, all_):
-        if not (directory / overlay.PLAN_FILE).exists():
-            continue  # not generated by compose: nothing to replay
-        res = overlay.regen(root, directory, dry_run=preview)
-        result.changes += res.changes
-        result.kept += res.kept
-    if all_:
-        result.changes += monitoring_files(root, preview)
-        from compose.publish import gitops
+    dirs = overlay.resolve_overlays(root, name, all_, inside=True)
+    if not all_:
+        (directory,) = dirs
+        if not (directory / overlay.PLAN_FILE).is_file():
+            raise NotOurs(
+                f"overlays/{directory.name} has no {overlay.PLAN_FILE}: it was not generated by compose, "
+                "so there is nothing to regenerate"
+            )
+        with Transaction(root, scope=[f"overlays/{directory.name}"], command="regen", preview=preview) as txn:
+            staged = overlay.stage_regen(root, directory, txn)
+            changes = txn.preview(check=check) if preview else txn.commit()
+        return Outcome(root, changes, staged.kept, [], preview, staged.generated)
+    return _regen_all(root, dirs, check=check, dry_run=dry_run)
 
-        result.changes += gitops.regen_all(root, dry_run=preview)
-    return result
+
+def _regen_all(root: Path, dirs: list[Path], *, check: bool, dry_run: bool) -> Outcome:
+    from compose.publish import gitops, monitoring
+
+    preview = check or dry_run
+    settings = gitops.recorded_settings(root)
+    scope = ["overlays", MONITORING_DIR, *(s.out for s in settings)]
+    kept: list[Path] = []
+    with Transaction(root, scope=scope, command="regen --all", preview=preview) as txn:
+        problems = []
+        for directory in dirs:
+            if not (directory / overlay.PLAN_FILE).is_file():
+                continue  # written by hand: nothing to replay
+            try:
+                kept += overlay.stage_regen(root, directory, txn).kept
+            except InvalidInput as err:  # keep going: report every broken overlay at once
+                problems.append(str(err))
+        if problems:
+            raise InvalidInput(
+                f"{len(problems)} overlay(s) cannot be regenerated, so nothing was written: " + "; ".join(problems)
+            )
+        for rel, text in sorted(monitoring.component_files().items()):
+            txn.write(f"{MONITORING_DIR}/{rel}", text)
+        gitops.stage_all(root, txn, settings)
+        changes = txn.preview(check=check) if preview else txn.commit()
+    return Outcome(root, changes, kept, [], preview)
+
+
+# Kept for library users of the old names.
+run = regen
+
+__all__ = ["Outcome", "new_model", "regen", "run"]
