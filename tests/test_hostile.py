@@ -1,0 +1,583 @@
+"""The hostile-input suite (issue 9): every failure seen with ~250 careless or hostile
+inputs, and the class it stands for, as a test that must keep passing.
+
+Classes, in this order: data loss, half-writes, tracebacks (one line and exit 2
+instead), internal errors (exit 3), hangs, accepted-but-wrong values, permissions,
+misleading output, a corrupted checkout. Kill-during-write tests are in
+test_transaction.py; the property-based fuzzer is test_fuzz.py.
+
+Commands run through `compose.cli.run` (what the console script calls), in process,
+unless they need a process of their own (concurrency, read-only mounts, timing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compose.core import kustomize, yamlio
+from compose.core.errors import EXIT_INTERNAL, EXIT_INVALID
+from composer_helpers import REPO, cli, compose_subprocess, full_repo, git_status, leftovers, snapshot
+
+pytestmark = pytest.mark.usefixtures("kubectl")
+
+NEW = ("new-model", "qwen2.5-7b", "--cloud", "gke", "--gpu", "l4", "--name", "q")
+SHA = "1" * 40
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    return full_repo(tmp_path)
+
+
+def one_line_error(res, code: int = EXIT_INVALID) -> str:
+    """Exit `code`, exactly one stderr line starting with `error: `, no traceback; the line."""
+    assert res.exit_code == code, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.output
+    return lines[0]
+
+
+def write_config(root: Path, rel: str, cfg: dict) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def catalog_config(slug: str = "qwen2.5-7b", **changes) -> dict:
+    from compose.plan import catalog
+
+    cfg = catalog.config_for(slug)
+    cfg.pop("_name_or_path", None)
+    cfg.update(changes)
+    return cfg
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+# =========================================================================== data loss
+
+
+def test_regen_never_writes_another_overlay(repo):
+    """inputs that say env: prod, name: 70b used to rewrite ten files of overlays/prod-70b."""
+    plan = repo / "overlays" / "dev-8b" / "compose-plan.yaml"
+    edit(plan, "  env: dev\n  gpu", "  env: prod\n  gpu")
+    edit(plan, "  name: 8b\n", "  name: 70b\n")
+    before = snapshot(repo)
+    line = one_line_error(cli("regen", "dev-8b", repo=repo))
+    assert "produce overlay prod-70b, not dev-8b" in line and "nothing was written" in line
+    assert snapshot(repo) == before
+
+
+def test_a_malformed_kustomization_elsewhere_stops_new_model_before_it_writes(repo):
+    """overlayinfo swallowed the parse error and new-model rewrote dev-8b's GitOps files
+    without ignoreDifferences and the KEDA health check."""
+    (repo / "overlays" / "dev-8b" / "kustomization.yaml").write_text("resources: [\n  - ../../base/vllm\n")
+    before = snapshot(repo)
+    line = one_line_error(cli(*NEW, repo=repo))
+    assert "overlays/dev-8b/kustomization.yaml" in line and "malformed YAML" in line
+    assert snapshot(repo) == before
+    app = yaml.safe_load((repo / "argocd" / "applications" / "dev-8b.yaml").read_text())
+    assert app["spec"]["ignoreDifferences"][0]["jsonPointers"] == ["/spec/replicas"]
+    flux = yaml.safe_load((repo / "flux" / "models" / "dev-8b.yaml").read_text())
+    assert flux["spec"]["healthCheckExprs"][0]["kind"] == "ScaledObject"
+
+
+@pytest.mark.parametrize("out", [
+    "argocd/applications", "argocd", "flux", "flux/models", "overlays", "overlays/dev-8b", "base", "components",
+    "components/monitoring", ".", ".git", ".compose", "clusters/gpu", "clusters",
+])
+def test_build_out_never_overlaps_a_generated_tree(repo, out):
+    assert cli("gitops", "flux", "--out", "clusters/gpu", repo=repo).exit_code == 0  # a recorded tree
+    before = snapshot(repo)
+    line = one_line_error(cli("build", "--all", "--out", str(repo / out), repo=repo))
+    assert "invalid --out" in line
+    assert snapshot(repo) == before
+
+
+def test_build_out_never_overwrites_a_file_it_did_not_render(repo):
+    out = repo / "rendered"
+    out.mkdir()
+    (out / "dev-8b.yaml").write_text("my notes\n")
+    line = one_line_error(cli("build", "--all", "--out", str(out), repo=repo))
+    assert "was not rendered by compose build" in line
+    assert (out / "dev-8b.yaml").read_text() == "my notes\n" and not (out / "prod-70b.yaml").exists()
+
+
+# =========================================================================== half-writes
+
+
+def test_a_failing_gitops_refresh_leaves_no_overlay_behind(repo):
+    """The overlay was renamed into place first, and flux/kustomization.yaml then listed a missing file."""
+    (repo / "flux" / "models" / "dev-q.yaml").write_text("# mine\nkind: Kustomization\n")  # not compose's
+    before = snapshot(repo)
+    line = one_line_error(cli(*NEW, repo=repo))
+    assert "flux/models/dev-q.yaml" in line
+    assert snapshot(repo) == before and not (repo / "overlays" / "dev-q").exists()
+
+
+def test_an_overlay_flux_cannot_time_leaves_new_model_unwritten(repo):
+    hand = repo / "overlays" / "dev-hand"
+    shutil.copytree(repo / "overlays" / "dev-8b", hand)
+    (hand / "compose-plan.yaml").unlink()  # hand-made: no planner budget for Flux's timeout
+    before = snapshot(repo)
+    line = one_line_error(cli(*NEW, repo=repo))
+    assert "dev-hand" in line and "startup budget" in line
+    assert snapshot(repo) == before
+
+
+def test_gitops_writes_every_file_or_none(repo, monkeypatch):
+    """`gitops flux` updated four files, then crashed on the fifth."""
+    from compose.core import transaction
+
+    before = snapshot(repo)
+    monkeypatch.setenv(transaction.FAULT_ENV, "applying:5")
+    monkeypatch.setenv(transaction.FAULT_ACTION_ENV, "oserror")
+    line = one_line_error(cli("gitops", "flux", "--revision", "v2", repo=repo))
+    assert "nothing was changed" in line
+    assert snapshot(repo) == before and leftovers(repo) == []
+
+
+def test_four_concurrent_new_models_of_one_name(repo):
+    """One wins; the other three used to crash with OSError: Directory not empty."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-m", "compose", *NEW, "--repo", str(repo)], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [(p.wait(timeout=180), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(code for code, _ in results) == [0, 2, 2, 2], results
+    for code, err in results:
+        if code == 2:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+            assert "already exists" in lines[0] or "another compose command" in lines[0]
+    assert leftovers(repo) == []
+    assert kustomize.build(repo / "overlays" / "dev-q").docs
+
+
+# =========================================================================== tracebacks -> one line
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"quantization_config": {"quant_method": "awq", "bits": "x"}}, "quantization_config.bits"),
+    ({"quantization_config": {"quant_method": "fp8", "weight_block_size": [0, 0]}}, "weight_block_size"),
+    ({"rope_scaling": {"rope_type": "yarn", "factor": float("inf")}}, "rope_scaling.factor"),
+    ({"torch_dtype": ["bfloat16"]}, "torch_dtype"),
+    ({"vocab_size": 10**30}, "vocab_size"),
+    ({"quantization_config": {"quant_method": "gptq", "bits": -4}}, "quantization_config.bits"),
+    ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),
+])
+def test_a_bad_config_json_is_one_line(repo, change, field):
+    write_config(repo, "models/m/config.json", catalog_config(**change))
+    before = snapshot(repo)
+    line = one_line_error(cli("new-model", str(repo / "models/m/config.json"), "--gpu", "l4", "--hf-repo", "me/m",
+                              "--revision", SHA, repo=repo))
+    assert "models/m/config.json" in line and field in line
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("plan", "llama-3.1-8b", "--gpu-memory-gib", "1e300"), "--gpu-memory-gib"),
+    (("plan", "llama-3.1-8b", "--gpu-memory-gib", "nan"), "--gpu-memory-gib"),
+    (("plan", "x" * 300, "--gpu", "l4"), "too long"),
+    (("plan", "x" * 2000, "--gpu", "l4"), "characters"),
+    (("new-model", "x" * 300), "too long"),
+    (("new-model", "x" * 2000), "characters"),
+    (("new-model", "a/" * 200 + "config.json"), "config.json"),
+    (("new-model", "llama-3.1-8b\x01"), "control characters"),
+    (("new-model", "llama-3.1-8b", "--gpu-memory-utilization", "nan"), "--gpu-memory-utilization"),
+    (("new-model", "llama-3.1-8b", "--target-rps", "inf"), "--target-rps"),
+    (("regen", "x" * 300), "no overlay"),
+    (("check", "x" * 5000), "no overlay"),
+    (("gitops", "argocd", "--out", "README.md"), "it is a file"),
+    (("gitops", "flux", "--addon", "x" * 5000), "--addon"),
+])
+def test_hostile_options_are_one_line(repo, args, needle):
+    (repo / "README.md").write_text("# the project\n")
+    before = snapshot(repo)
+    line = one_line_error(cli(*args, repo=None if args[0] == "plan" else repo))
+    assert needle in line, line
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda t: t.replace("  spot: false\n", "  spot: false\n  replicas: 5\n"), "inputs.replicas must be a string"),
+    (lambda t: t[: t.index("inputs:")] + "inputs: []\n" + t[t.index("overlay:"):], "inputs must be a mapping"),
+    (lambda t: t.replace("  monitoring: true", "  monitoring: 'false'"), "inputs.monitoring must be a boolean"),
+    (lambda t: t.replace("  spot: false\n", "  spot: false\n  colour: blue\n"), "inputs.colour is not a known field"),
+    (lambda t: t.replace("  max_model_len: 32768", "  max_model_len: 1.0e+300"), "inputs.max_model_len"),
+    (lambda t: t.replace("kind: OverlayPlan", "kind: Other"), "kind"),
+    (lambda t: t + "\0", "malformed YAML"),
+])
+def test_a_bad_compose_plan_yaml_is_one_line(repo, mutate, needle):
+    plan = repo / "overlays" / "dev-8b" / "compose-plan.yaml"
+    plan.write_text(mutate(plan.read_text()))
+    before = snapshot(repo)
+    for args in (("regen", "dev-8b"), ("regen", "--all"), ("gitops", "argocd")):
+        line = one_line_error(cli(*args, repo=repo))
+        assert "overlays/dev-8b/compose-plan.yaml" in line and needle in line, line
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: a\nnamespace: b\n", "duplicate key"),
+    (b"kind: Kustomization\nnamespace: \xff\xfe\n", "not UTF-8"),
+    (b"kind: Kustomization\nresources: ../../base/vllm\n", "resources must be a list"),
+])
+def test_a_bad_kustomization_is_one_line(repo, content, needle):
+    (repo / "overlays" / "dev-8b" / "kustomization.yaml").write_bytes(content)
+    before = snapshot(repo)
+    for args in (("regen", "dev-8b"), ("gitops", "flux"), NEW):
+        line = one_line_error(cli(*args, repo=repo))
+        assert "overlays/dev-8b/kustomization.yaml" in line and needle in line, (args, line)
+    assert snapshot(repo) == before
+
+
+def test_an_unexpected_error_is_one_line_with_the_saved_traceback(repo, monkeypatch):
+    from compose.publish import regenerate
+
+    def broken(*a, **k):
+        return 1 / 0
+
+    monkeypatch.setattr(regenerate, "regen", broken)
+    line = one_line_error(cli("regen", "--all", repo=repo), EXIT_INTERNAL)
+    assert "internal error (ZeroDivisionError" in line
+    saved = Path(re.search(r"the full traceback is in (\S+);", line).group(1))
+    assert "Traceback" in saved.read_text() and "ZeroDivisionError" in saved.read_text()
+    saved.unlink()
+
+
+# =========================================================================== hangs
+
+
+def test_the_ambiguous_string_regex_is_linear_and_unchanged():
+    long = "1" * 40000 + "x"
+    start = time.perf_counter()
+    assert not yamlio.needs_quotes(long) and yamlio.needs_quotes("1" * 40000)
+    assert not yamlio.needs_quotes("http://" + "1" * 40000)
+    assert time.perf_counter() - start < 0.2
+
+
+OLD_AMBIGUOUS = re.compile(  # the quadratic pattern it replaced, to compare languages
+    r"^(?:y|n|yes|no|on|off|true|false|null|~|"
+    r"[-+]?(?:\d[\d_]*)?\.?\d*(?:[eE][-+]?\d+)?|0x[0-9a-fA-F_]+|0o?[0-7_]+|[-+]?\.(?:inf|nan))$",
+    re.IGNORECASE,
+)
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(st.text(alphabet="0123456789_.eE+-xXoOinfaINF yn~", max_size=12))
+def test_the_linear_regex_accepts_exactly_what_the_old_one_did(text):
+    if "\n" not in text and text:
+        assert yamlio.needs_quotes(text) == bool(OLD_AMBIGUOUS.match(text))
+
+
+@pytest.mark.parametrize("args", [
+    ("new-model", "llama-3.1-8b", "--gpu", "l4", "--prometheus-url", "http://p/" + "a" * 40000),
+    ("new-model", "llama-3.1-8b", "--gpu", "l4", "--revision", "a" * 40000),
+    ("new-model", "llama-3.1-8b", "--gpu", "l4", "--hf-repo", "a/" + "b" * 40000),
+    ("gitops", "flux", "--revision", "a" * 40000),
+    ("gitops", "flux", "--repo-url", "https://h/" + "a" * 40000),
+    ("gitops", "flux", "--repo-url", "https://a@" + ":1" * 20000 + "/x y"),
+    ("plan", "llama-3.1-8b", "--gpu", "l4", "--vllm-version", "0.1." + "a" * 25 + "!"),
+    ("plan", "llama-3.1-8b", "--gpu", "l4", "--vllm-version", "0.1." + "a" * 40000 + "!"),
+    ("plan", "llama-3.1-8b", "--gpu", "l4", "--gpus-per-node", "100000000"),
+    ("check", "--all", "--kube-version", "1." + "1" * 40000 + "x"),
+])
+def test_hostile_lengths_are_refused_in_well_under_a_second(repo, args):
+    start = time.perf_counter()
+    res = cli(*args, repo=None if args[0] == "plan" else repo)
+    elapsed = time.perf_counter() - start
+    one_line_error(res)
+    assert elapsed < 3, f"{elapsed:.1f} s"  # planning included; the regexes themselves take milliseconds
+
+
+def test_the_input_regexes_themselves_take_milliseconds():
+    from compose.core.errors import InvalidInput
+    from compose.plan import catalog, planner
+    from compose.publish import gitops
+
+    checks = [
+        lambda: planner.parse_version("0.1." + "a" * 40000 + "!"),
+        lambda: gitops.check_repo_url("https://a@" + ":1" * 20000 + "/x y", "flux"),
+        lambda: gitops.check_revision("a" * 40000 + "/"),
+        lambda: catalog.check_hub_id("a" * 40000 + "/b-"),
+        lambda: catalog.check_revision("a" * 40000 + "."),
+    ]
+    for check in checks:
+        start = time.perf_counter()
+        with pytest.raises(InvalidInput):
+            check()
+        assert time.perf_counter() - start < 0.1
+
+
+# =========================================================================== accepted, but wrong
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--replicas", "1:99999999999999999999"), "--replicas"),
+    (("--replicas", "1:1001"), "1000"),
+    (("--target-rps", "1e9"), "--target-rps"),
+    (("--target-rps", "50000"), "at most 1000"),
+])
+def test_values_it_used_to_write_are_refused(repo, args, needle):
+    before = snapshot(repo)
+    line = one_line_error(cli("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", *args, repo=repo))
+    assert needle in line
+    if args == ("--target-rps", "50000"):  # the derived maxReplicaCount: a way out, not 173,044,268
+        assert "lower --target-rps" in line
+    assert snapshot(repo) == before
+
+
+def test_a_local_config_needs_a_hub_id_and_a_revision(repo):
+    """It used to download HF_MODEL_ID=<directory name> at revision main."""
+    write_config(repo, "models/my-model/config.json", catalog_config())
+    before = snapshot(repo)
+    line = one_line_error(cli("new-model", "models/my-model/config.json", "--gpu", "l4", repo=repo))
+    assert "--hf-repo" in line and "--revision" in line
+    assert snapshot(repo) == before
+    res = cli("new-model", "models/my-model/config.json", "--gpu", "l4", "--cloud", "gke", "--hf-repo", "me/my-model",
+              "--revision", SHA, "--name", "mine", repo=repo)
+    assert res.exit_code == 0, res.output
+    env = _init_env(repo / "overlays" / "dev-mine")
+    assert env["HF_MODEL_ID"] == "me/my-model" and env["HF_REVISION"] == SHA
+    assert env["MODEL_DIR"] == "/models/me/my-model"
+    assert cli("regen", "--all", "--check", repo=repo).exit_code == 0
+
+
+def test_name_or_path_that_is_a_path_never_becomes_one(repo):
+    write_config(repo, "models/x/config.json", catalog_config(_name_or_path="../.."))
+    plan = cli("plan", str(repo / "models/x/config.json"), "--gpu", "l4", "--format", "json")
+    doc = json.loads(plan.stdout)
+    assert doc["hf_repo"] is None and ".." not in doc["model_dir"]
+    line = one_line_error(cli("new-model", "models/x/config.json", "--gpu", "l4", "--revision", SHA, repo=repo))
+    assert "--hf-repo" in line
+    res = cli("new-model", "models/x/config.json", "--gpu", "l4", "--revision", SHA, "--hf-repo", "org/x",
+              "--name", "x", repo=repo)
+    assert res.exit_code == 0, res.output
+    assert _init_env(repo / "overlays" / "dev-x")["MODEL_DIR"] == "/models/org/x"
+
+
+def test_a_hostile_directory_name_never_reaches_promql_or_yaml(repo, tmp_path):
+    from prometheus_harness import promtool_check_rules, rule_file_text
+
+    write_config(repo, "models/evil{{ .Foo/config.json", catalog_config())
+    res = cli("new-model", "models/evil{{ .Foo/config.json", "--gpu", "l4", "--hf-repo", "org/evil",
+              "--revision", SHA, repo=repo)
+    assert res.exit_code == 0, res.output
+    (directory,) = [d for d in (repo / "overlays").iterdir() if d.name.startswith("dev-evil")]
+    for f in directory.glob("*.yaml"):
+        if f.name != "compose-plan.yaml":  # the plan file records the input path, as a quoted YAML string
+            assert "{{" not in f.read_text(), f.name
+    assert yaml.safe_load((directory / "compose-plan.yaml").read_text())["inputs"]["model"] == \
+        "models/evil{{ .Foo/config.json"
+    # The README's command line quotes the path for the shell.
+    assert "compose new-model 'models/evil{{ .Foo/config.json' " in (directory / "README.md").read_text()
+    rule = [d for d in kustomize.build(directory).docs if d["kind"] == "PrometheusRule"][0]
+    if shutil.which("promtool"):
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(rule_file_text(rule))
+        proc = promtool_check_rules(rules)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_config_outside_the_repository_is_refused_and_inside_is_relative(repo, tmp_path):
+    outside = write_config(tmp_path, "elsewhere/config.json", catalog_config())
+    line = one_line_error(cli("new-model", str(outside), "--gpu", "l4", "--hf-repo", "me/m", "--revision", SHA,
+                              repo=repo))
+    assert "outside the repository" in line and "copy it into the repository" in line
+    inside = write_config(repo, "models/m/config.json", catalog_config())
+    res = cli("new-model", str(inside), "--gpu", "l4", "--hf-repo", "me/m", "--revision", SHA, "--name", "m",
+              repo=repo)
+    assert res.exit_code == 0, res.output
+    inputs = yaml.safe_load((repo / "overlays/dev-m/compose-plan.yaml").read_text())["inputs"]
+    assert inputs["model"] == "models/m/config.json"
+
+
+def test_a_recorded_path_that_leaves_the_repository_is_refused(repo, tmp_path):
+    plan = repo / "overlays" / "dev-8b" / "compose-plan.yaml"
+    write_config(tmp_path, "c/config.json", catalog_config())
+    edit(plan, "  model: llama-3.1-8b", f"  model: ../{tmp_path.name}/c/config.json")
+    rel = os.path.relpath(tmp_path / "c" / "config.json", repo)
+    plan.write_text(plan.read_text().replace(f"../{tmp_path.name}/c/config.json", rel))
+    line = one_line_error(cli("regen", "dev-8b", repo=repo))
+    assert "leaves the repository" in line
+
+
+def _init_env(directory: Path) -> dict:
+    dep = [d for d in kustomize.build(directory).docs if d["kind"] == "Deployment"][0]
+    (init,) = [c for c in dep["spec"]["template"]["spec"]["initContainers"] if c["name"] == "download-weights"]
+    return {e["name"]: e.get("value") for e in init["env"]}
+
+
+# =========================================================================== permissions
+
+
+@pytest.mark.parametrize("umask, files, dirs", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)])
+def test_written_files_follow_the_umask_and_keep_their_mode(repo, umask, files, dirs):
+    """Every write used to leave 0700 directories and 0600 files, and an update dropped 0644."""
+    os.chmod(repo / "overlays" / "dev-8b" / "patch-resources.yaml", 0o640)
+    edit(repo / "overlays" / "dev-8b" / "patch-resources.yaml", "nvidia.com/gpu: '1'", "nvidia.com/gpu: '2'")
+    old = os.umask(umask)
+    try:
+        assert cli(*NEW, repo=repo).exit_code == 0
+        assert cli("regen", "dev-8b", repo=repo).exit_code == 0
+    finally:
+        os.umask(old)
+    d = repo / "overlays" / "dev-q"
+    assert d.stat().st_mode & 0o777 == dirs
+    assert {f.stat().st_mode & 0o777 for f in d.iterdir()} == {files}
+    assert (repo / "flux" / "models" / "dev-q.yaml").stat().st_mode & 0o777 == files
+    assert (repo / "overlays" / "dev-8b" / "patch-resources.yaml").stat().st_mode & 0o777 == 0o640
+
+
+def run_readonly(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """compose on a read-only checkout: a read-only bind mount as root, `chmod a-w` otherwise."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "compose", *args, "--repo", str(root)]
+    if os.geteuid() != 0:
+        for p in [root, *root.rglob("*")]:
+            p.chmod(p.stat().st_mode & ~0o222)
+        try:
+            return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            for p in [root, *root.rglob("*")]:
+                p.chmod(p.stat().st_mode | 0o200)
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare not available to mount the checkout read-only")
+    script = 'mount --bind -o ro "$1" "$1" || exit 97; shift; exec "$@"'
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(root), *command], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode == 97 or "unshare failed" in proc.stderr:
+        pytest.skip("cannot mount the checkout read-only here (no mount namespace)")
+    return proc
+
+
+@pytest.mark.parametrize("args", [
+    NEW, ("regen", "--all"), ("regen", "dev-8b"), ("gitops", "flux", "--revision", "v2"),
+    ("build", "--all", "--out", "rendered"),
+])
+def test_a_read_only_checkout_is_one_line(repo, args):
+    edit(repo / "overlays" / "dev-8b" / "patch-resources.yaml", "nvidia.com/gpu: '1'", "nvidia.com/gpu: '2'")
+    before = snapshot(repo)
+    args = tuple(str(repo / a) if a == "rendered" else a for a in args)
+    proc = run_readonly(repo, *args)
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    assert "writable" in lines[0] or "read-only" in lines[0].lower()
+    assert snapshot(repo) == before
+
+
+def test_a_preview_works_on_a_read_only_checkout(repo):
+    proc = run_readonly(repo, *NEW, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "would create overlays/dev-q/kustomization.yaml" in proc.stdout
+
+
+# =========================================================================== misleading output
+
+
+def test_dry_run_prints_a_diff_that_git_apply_turns_into_the_real_change(repo, tmp_path):
+    """It printed `+++ b/<absolute path>` headers, then `created` for files it did not write."""
+    twin = tmp_path / "twin"
+    shutil.copytree(repo, twin, symlinks=True)
+    res = cli(*NEW, "--dry-run", repo=repo)
+    assert res.exit_code == 0, res.output
+    assert str(repo) not in res.stdout and "created " not in res.stdout
+    assert "would create overlays/dev-q/kustomization.yaml" in res.stdout
+    assert "would update flux/kustomization.yaml" in res.stdout
+    assert git_status(repo) == []  # wrote nothing
+    patch = tmp_path / "change.patch"
+    patch.write_text(res.stdout)
+    proc = subprocess.run(["git", "apply", str(patch)], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert cli(*NEW, repo=twin).exit_code == 0
+    assert snapshot(repo) == snapshot(twin)
+
+
+def test_a_clean_regen_check_prints_one_line(repo):
+    res = cli("regen", "--all", "--check", repo=repo)
+    assert res.exit_code == 0
+    assert len(res.stdout.strip().splitlines()) == 1 and res.stderr == ""
+    assert "up to date" in res.stdout
+
+
+def test_regen_check_prints_only_the_drift_and_one_summary_line(repo):
+    edit(repo / "overlays" / "dev-8b" / "patch-resources.yaml", "nvidia.com/gpu: '1'", "nvidia.com/gpu: '2'")
+    res = cli("regen", "--all", "--check", repo=repo)
+    assert res.exit_code == 1 and res.stdout == ""
+    assert "unchanged" not in res.stderr
+    assert res.stderr.count("diff --git") == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("error: 1 of ")
+
+
+def test_gitops_never_points_at_a_readme_nobody_wrote(repo):
+    (repo / "flux" / "README.md").unlink()
+    res = cli("gitops", "flux", "--out", "clusters/gpu", repo=repo)
+    assert res.exit_code == 0, res.output
+    assert "README" not in res.stdout
+    res = cli("gitops", "argocd", "--out", "clusters/argo", repo=repo)
+    assert "clusters/argo/README.md" not in (repo / "clusters/argo/root.yaml").read_text()
+    assert "(see argocd/README.md)" in (repo / "clusters/argo/root.yaml").read_text()  # it exists
+
+
+def test_crds_are_found_beside_the_repository_not_beside_compose(tmp_path, monkeypatch):
+    from compose.core.errors import InvalidInput
+    from compose.verify import validate
+
+    monkeypatch.delenv("VLLM_COMPOSE_CRD_DIR", raising=False)
+    second = tmp_path / "second"
+    second.mkdir()
+    root = full_repo(second, "repo")
+    (second / "shared" / "crds").mkdir(parents=True)
+    assert validate.default_crd_dir(root) == second / "shared" / "crds"
+    lonely = full_repo(tmp_path, "lonely")
+    with pytest.raises(InvalidInput) as err:
+        validate.default_crd_dir(lonely)
+    assert str(tmp_path / "shared" / "crds") in str(err.value)
+    assert str(REPO.parent) not in str(err.value)
+
+
+# =========================================================================== a corrupted checkout
+
+
+@pytest.mark.parametrize("broken", ["kustomization.yaml", "patch-storage.yaml", "compose-plan.yaml"])
+def test_no_command_changes_another_overlay_of_a_corrupted_checkout(repo, tmp_path, broken):
+    (repo / "overlays" / "dev-8b" / broken).write_text("a: [\n")
+    before = snapshot(repo)
+    others = lambda snap: {k: v for k, v in snap.items() if not k.startswith(("overlays/dev-8b/", "rendered/"))}  # noqa: E731
+    commands = [
+        NEW, ("regen", "prod-70b"), ("regen", "--all"), ("regen", "--all", "--check"), ("gitops", "argocd"),
+        ("gitops", "flux"), ("build", "--all", "--out", str(tmp_path / "rendered")), ("build", "prod-70b"),
+        ("check", "--all", "--crd-dir", str(Path(os.environ.get("VLLM_COMPOSE_CRD_DIR", REPO.parent / "shared/crds")))),
+        ("list", "--no-check"),
+    ]
+    for args in commands:
+        res = cli(*args, repo=repo)
+        assert res.exit_code in (0, 1, 2), (args, res.output)
+        assert "Traceback" not in res.output, args
+        if res.exit_code == 2:
+            one_line_error(res)
+        assert others(snapshot(repo)) == others(before), args
+        assert snapshot(repo) == before, args  # nothing at all here: every writer needs dev-8b
+    assert leftovers(repo) == []
