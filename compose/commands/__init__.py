@@ -87,6 +87,12 @@ def edge(func):
             ) from None
         except RecursionError as err:
             raise fail(internal_error(err), EXIT_INTERNAL) from None
+        except BrokenPipeError:  # `compose ... | head`: the reader closed the pipe; nothing of ours failed
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            raise typer.Exit(0) from None
         except OSError as err:
             if err.errno in ENVIRONMENT_ERRNOS:
                 raise fail(environment_error(err), EXIT_INVALID) from None

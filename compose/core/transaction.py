@@ -583,6 +583,8 @@ class Transaction:
             shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
         self._view = None
+        self._in_view = {}
+        self._view_tops = set()
 
     # ------------------------------------------------------------------ paths
 
