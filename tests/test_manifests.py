@@ -152,3 +152,14 @@ def test_unsupported_kube_version_is_invalid_input():
     with pytest.raises(InvalidInput, match="--kube-version"):
         validate.validate_core([], "x", ("1.12",))
     assert validate.validate_core([], "x", ("v1.32.4",)) == []
+
+
+def test_crds_loaded_by_kind_are_the_ones_a_full_load_gives(crd_dir):
+    """validate_custom parses only the CRD files that may define the kinds it checks."""
+    everything = validate.load_crd_validators(crd_dir)
+    for key, validator in everything.items():
+        some = validate.load_crd_validators(crd_dir, {key})
+        assert some[key].schema == validator.schema, key
+    assert len(validate.load_crd_validators(crd_dir, {("keda.sh/v1alpha1", "ScaledObject")})) < len(everything)
+    # A kind no file defines: every file is read, so the "no CRD defines it" hint sees them all.
+    assert validate.load_crd_validators(crd_dir, {("example.com/v1", "Nope")}).keys() == everything.keys()

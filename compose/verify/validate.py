@@ -339,40 +339,85 @@ def default_crd_dir(repo: Path | str | None = None) -> Path:
     )
 
 
-@lru_cache(maxsize=8)
-def _load_crd_validators(resolved: str) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
+def _crd_files(resolved: str) -> list[Path]:
+    return [f for f in sorted(Path(resolved).rglob("*.y*ml")) if f.suffix in (".yaml", ".yml")]
+
+
+@lru_cache(maxsize=256)
+def _file_validators(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
+    """The validators of every CRD version in one file (cached while the file is unchanged)."""
+    f = Path(path)
     out: dict[tuple[str, str], jsonschema.Draft4Validator] = {}
-    for f in sorted(Path(resolved).rglob("*.y*ml")):
-        if f.suffix not in (".yaml", ".yml"):
+    try:
+        docs = list(yaml.load_all(f.read_text(), Loader=_Loader))
+    except yaml.YAMLError as err:
+        raise InvalidInput(f"{f}: malformed CRD YAML ({' '.join(str(err).split())})") from err
+    for d in docs:
+        if not isinstance(d, dict) or d.get("kind") != "CustomResourceDefinition":
             continue
-        try:
-            docs = list(yaml.load_all(f.read_text(), Loader=_Loader))
-        except yaml.YAMLError as err:
-            raise InvalidInput(f"{f}: malformed CRD YAML ({' '.join(str(err).split())})") from err
-        for d in docs:
-            if not isinstance(d, dict) or d.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = d.get("spec") or {}
-            for v in spec.get("versions") or []:
-                raw = ((v.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"}
-                schema = to_strict(raw)
-                props = dict(schema.get("properties") or {})
-                props["metadata"] = {"type": "object"}  # names/labels: _metadata_findings
-                schema["properties"] = props
-                key = (f"{spec['group']}/{v['name']}", spec["names"]["kind"])
-                out[key] = jsonschema.Draft4Validator(schema)
+        spec = d.get("spec") or {}
+        for v in spec.get("versions") or []:
+            raw = ((v.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"}
+            schema = to_strict(raw)
+            props = dict(schema.get("properties") or {})
+            props["metadata"] = {"type": "object"}  # names/labels: _metadata_findings
+            schema["properties"] = props
+            key = (f"{spec['group']}/{v['name']}", spec["names"]["kind"])
+            out[key] = jsonschema.Draft4Validator(schema)
     return out
 
 
-def load_crd_validators(crd_dir: Path | str) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
-    """{(apiVersion, kind): validator} for every CRD version under `crd_dir` (cached)."""
+def _validators_of(files: Iterable[Path]) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
+    out: dict[tuple[str, str], jsonschema.Draft4Validator] = {}
+    for f in files:
+        st = f.stat()
+        out.update(_file_validators(str(f), st.st_mtime_ns, st.st_size))
+    return out
+
+
+def _load_crd_validators(resolved: str) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
+    return _validators_of(_crd_files(resolved))
+
+
+# A CRD names its kind on a line of its own (`    kind: ScaledObject`). Schema fields
+# called `kind` match too, which only makes the candidate list longer; a kind found in
+# none of the candidates falls back to reading every file, so the answer is the same.
+_KIND_LINE = re.compile(r"^[ \t]*kind:[ \t]*[\'\"]?([A-Za-z][A-Za-z0-9]*)[\'\"]?[ \t]*$", re.MULTILINE)
+
+
+@lru_cache(maxsize=8)
+def _kind_index(resolved: str, stamp: tuple) -> dict[str, tuple[Path, ...]]:
+    index: dict[str, list[Path]] = {}
+    for f in _crd_files(resolved):
+        for kind in set(_KIND_LINE.findall(f.read_text())):
+            index.setdefault(kind, []).append(f)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def load_crd_validators(
+    crd_dir: Path | str, kinds: Iterable[tuple[str, str]] | None = None
+) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
+    """{(apiVersion, kind): validator} for the CRD versions under `crd_dir` (cached).
+
+    With `kinds`, only the files that may define those (apiVersion, kind) pairs are parsed
+    (the CRD directory holds megabytes of schemas a repository rarely uses); if one is
+    not found there, every file is read, exactly as without `kinds`."""
     path = Path(crd_dir)
     if not path.is_dir():
         raise InvalidInput(
             f"CRD directory {path} does not exist; pass --crd-dir DIR (or set "
             f"{CRD_DIR_ENV}) to a directory of CustomResourceDefinition YAML files"
         )
-    validators = _load_crd_validators(str(path.resolve()))
+    resolved = str(path.resolve())
+    if kinds is not None:
+        wanted = set(kinds)
+        stamp = tuple((str(f), f.stat().st_mtime_ns) for f in _crd_files(resolved))
+        index = _kind_index(resolved, stamp)
+        candidates = sorted({f for _, kind in wanted for f in index.get(kind, ())})
+        validators = _validators_of(candidates)
+        if wanted <= validators.keys():
+            return validators
+    validators = _load_crd_validators(resolved)
     if not validators:
         raise InvalidInput(f"no CustomResourceDefinitions found under {path}; pass --crd-dir DIR with CRD YAML files")
     return validators
@@ -386,7 +431,8 @@ def validate_custom(docs: list[dict], source: str, crd_dir: Path | str | None = 
         load_crd_validators(crd_dir)  # raises the "pass --crd-dir" error even with nothing to check
     if not customs:
         return []
-    validators = load_crd_validators(crd_dir if crd_dir is not None else default_crd_dir())
+    wanted = {(d["apiVersion"], d["kind"]) for d in customs}
+    validators = load_crd_validators(crd_dir if crd_dir is not None else default_crd_dir(), wanted)
     out: list[Finding] = []
     for doc in customs:
         oid = obj_id(doc)
