@@ -7,6 +7,7 @@ interrupted.
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
@@ -45,6 +46,12 @@ for _module in (plan, overlay, gitops):
     _module.register(app)
 
 
+@functools.lru_cache(maxsize=1)
+def _command():
+    """The click command typer builds from `app` (built once per process, not per run)."""
+    return typer.main.get_command(app)
+
+
 def _sigterm(signum, frame):  # SIGTERM ends a command the way Ctrl-C does: cleanly
     raise KeyboardInterrupt
 
@@ -60,7 +67,7 @@ def run(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        code = app(args=argv, prog_name="compose", standalone_mode=False)
+        code = _command().main(args=argv, prog_name="compose", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as err:
         typer.echo(err.ctx.get_help() if err.ctx else str(err))
         return 0
