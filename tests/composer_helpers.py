@@ -73,7 +73,6 @@ def cli(*args: str, repo: Path | None = None) -> Outcome:
 def full_repo(tmp: Path, name: str = "full") -> Path:
     """A git checkout with everything compose reads and writes: base/, components/, the
     reference overlays and the recorded argocd/ and flux/ trees, committed once."""
-    import subprocess
 
     root = tmp / name
     root.mkdir()

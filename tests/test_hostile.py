@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from compose.core import kustomize, yamlio
 from compose.core.errors import EXIT_INTERNAL, EXIT_INVALID
-from composer_helpers import REPO, cli, compose_subprocess, full_repo, git_status, leftovers, snapshot
+from composer_helpers import REPO, cli, full_repo, git_status, leftovers, snapshot
 
 pytestmark = pytest.mark.usefixtures("kubectl")
 

@@ -76,7 +76,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -101,7 +101,7 @@ FAULT_POINTS = (
     "applying",  # after each applied file (":N" = after the N-th)
     "applied",  # every file applied, journal still there
     "finished",  # journal removed, transaction directory not yet
-    "recovering",  # recovery, after each rolled-forward or rolled-back file
+    "recovering",  # recovery (or a rollback), after each file rolled forward or back
 )
 # Never written by a transaction, whatever the scope says.
 _FORBIDDEN_TOP = (".git", STATE_DIR)
