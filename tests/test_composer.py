@@ -412,3 +412,14 @@ def test_fp8_kv_cache_and_utilization_reach_the_args_and_survive_regen(repo, crd
         deployment(kustomize.build(repo / "overlays" / "dev-bf16").docs))["args"])
     assert run("regen", "dev-fp8", "--check", repo=repo).exit_code == 0
     assert run("check", "dev-fp8", "--crd-dir", str(crds), repo=repo).exit_code == 0
+
+
+def test_the_recorded_inputs_schema_covers_every_new_model_option():
+    """compose-plan.yaml `inputs` is validated by options._inputs_model(); an option added to
+    Options without its schema would be refused as an unknown field on the next regen."""
+    import dataclasses
+
+    from compose.generate import options
+
+    schema = options._inputs_model().model_fields["inputs"].annotation.model_fields
+    assert set(schema) == {f.name for f in dataclasses.fields(options.Options)}
