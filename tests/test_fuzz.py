@@ -11,11 +11,19 @@ files. Every run must:
   the directories that command owns, with nothing left behind, and idempotent: the
   matching `--check` finds nothing to do.
 
+Hypothesis favours edge cases, so with its own values almost every run is refused at
+the first option; the write paths would go untested. The `*_hostile` and plan tests use
+Hypothesis' values; test_fuzz_new_model, test_fuzz_plan_mostly_valid and test_fuzz_gitops
+draw arguments from value lists with known odds (`sampled_argv`, a Hypothesis-seeded
+Random), so that a third to a half of their runs succeed and write.
+
 The commands run in process (compose.cli.run) on one git checkout per test, reset with
 git after a run that changed it. Budget: FUZZ_EXAMPLES examples in total (default
-3000), split over the tests by SHARES; raise it for a deep local run, e.g.
+3000), split over the tests by SHARES (by cost: a run that writes builds with
+kustomize); raise it for a deep local run, e.g.
 `FUZZ_EXAMPLES=40000 python -m pytest tests/test_fuzz.py`. Seeds are fixed
-(derandomize=True), so CI sees the same examples every time.
+(derandomize=True), so CI sees the same examples every time; run with
+`--hypothesis-show-statistics` to see the exit codes each test reached.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from composer_helpers import cli, full_repo, git, leftovers
@@ -37,7 +45,8 @@ pytestmark = pytest.mark.usefixtures("kubectl")
 
 BUDGET = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
 # Shares follow the cost of one example: planning-only runs are cheap, writes build with kustomize.
-SHARES = {"new_model": 0.25, "plan": 0.30, "gitops": 0.10, "other": 0.05, "config": 0.20, "plan_file": 0.10}
+SHARES = {"new_model": 0.03, "new_model_hostile": 0.17, "plan": 0.22, "plan_valid": 0.12, "gitops": 0.05,
+          "other": 0.06, "config": 0.25, "plan_file": 0.10}
 RUN_SECONDS = 30.0
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -125,6 +134,7 @@ def run_checked(root: Path, argv: list[str], repo: bool = True):
     elif res.exit_code == 1:
         assert res.stderr.strip().splitlines()[-1].startswith("error: "), (argv, res.stderr[-2000:])
     assert leftovers(root) == [], argv
+    event(f"{argv[0] if argv else '-'}: exit {res.exit_code}")  # --hypothesis-show-statistics
     return res
 
 
@@ -165,6 +175,23 @@ def flags(*pairs) -> st.SearchStrategy[list[str]]:
     return st.tuples(*pairs).map(lambda parts: [x for part in parts for x in part])
 
 
+def sampled_argv(rnd, command: list[str], options, switches=(), hostile: float = 0.06, present: float = 0.4):
+    """Arguments drawn with known odds from a Hypothesis-seeded Random: each option present
+    with `present`, its value hostile with `hostile` (Hypothesis alone favours edge cases, so
+    almost nothing would pass validation and the write paths would go untested)."""
+    argv = list(command)
+    for flag, valid, bad in options:
+        if flag is None or rnd.random() < present:
+            value = rnd.choice(bad) if rnd.random() < hostile else rnd.choice(valid)
+            argv += [value] if flag is None else [flag, value]
+    argv += [s_ for s_ in switches if rnd.random() < 0.2]
+    return argv
+
+
+HOSTILE_NUMBERS = ["0", "-1", "65", "1e300", "nan", "inf", "x", "", "99999999999999999999", "1.5"]
+HOSTILE_TEXT = ["", " ", "..", "../x", "/etc", "a/b", "-x", "x" * 300, "{{ .Foo }}", "UPPER", "a_b", "é", "\x01"]
+
+
 # --------------------------------------------------------------------------- new-model
 
 
@@ -192,10 +219,28 @@ new_model_argv = st.tuples(
     st.lists(st.sampled_from(["--spot", "--no-monitoring", "--dry-run", "--force"]), max_size=3, unique=True),
 ).map(lambda t: ["new-model", t[0], *t[1], *t[2]])
 
+NEW_MODEL_OPTIONS = [
+    (None, ["llama-3.1-8b", "qwen2.5-7b", "mistral-7b", GOOD_CONFIG], ["no-such-model", "/etc/passwd", "../../x"]),
+    ("--env", ["dev", "staging", "prod"], ["qa", ""]),
+    ("--cloud", ["eks", "gke", "aks", "k3s"], ["azure"]),
+    ("--gpu", ["l4", "a100-80gb", "h100-80gb"], ["t4", "nope", *HOSTILE_TEXT]),
+    ("--name", ["a", "b2", "mine"], HOSTILE_TEXT),
+    ("--namespace", ["team-a", "ns"], HOSTILE_TEXT),
+    ("--max-model-len", ["2048", "4096", "8192", "16384"], HOSTILE_NUMBERS),
+    ("--target-rps", ["0.5", "5", "20", "60"], HOSTILE_NUMBERS),
+    ("--prompt-tokens", ["256", "1024"], HOSTILE_NUMBERS),
+    ("--output-tokens", ["128", "256"], HOSTILE_NUMBERS),
+    ("--replicas", ["1:3", "2:4", "1:1"], ["3:1", "0:1", "1:1001", "x", "1:"]),
+    ("--tensor-parallel-size", ["1", "2", "4"], HOSTILE_NUMBERS),
+    ("--gpu-memory-utilization", ["0.8", "0.85", "0.9", "0.95"], HOSTILE_NUMBERS),
+    ("--kv-cache-dtype", ["auto", "fp8"], ["int4"]),
+    ("--prometheus-url", ["http://prom:9090", "https://prom.example.com/x"], ["ftp://x/y", "http://a b", *HOSTILE_TEXT]),
+    ("--hf-repo", ["me/m", "org/x-1"], ["a--b/c", "../..", "a/b/c", *HOSTILE_TEXT]),
+    ("--revision", [SHA, "main", "v1.0"], ["a//b", "x.lock", "../x", "a" * 300]),
+]
 
-@fuzz_settings("new_model")
-@given(argv=new_model_argv)
-def test_fuzz_new_model(checkout, argv):
+
+def _new_model_property(checkout: Path, argv: list[str]) -> None:
     changed = None
     try:
         res = run_checked(checkout, argv)
@@ -211,6 +256,21 @@ def test_fuzz_new_model(checkout, argv):
         assert again.exit_code == 0, again.output
     finally:
         reset(checkout, changed)
+
+
+@fuzz_settings("new_model")
+@given(rnd=st.randoms(use_true_random=True))
+def test_fuzz_new_model(checkout, rnd):
+    """Mostly valid options: many runs write an overlay and the GitOps files that list it."""
+    argv = sampled_argv(rnd, ["new-model"], NEW_MODEL_OPTIONS, ("--spot", "--no-monitoring", "--dry-run", "--force"))
+    _new_model_property(checkout, argv)
+
+
+@fuzz_settings("new_model_hostile")
+@given(argv=new_model_argv)
+def test_fuzz_new_model_hostile(checkout, argv):
+    """Hypothesis' own values (edge cases first): almost every run must be refused with one line."""
+    _new_model_property(checkout, argv)
 
 
 # --------------------------------------------------------------------------- plan (read-only)
@@ -239,6 +299,42 @@ plan_argv = st.tuples(
     ),
 ).map(lambda t: ["plan", t[0], *t[1]])
 
+PLAN_OPTIONS = [
+    (None, ["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "qwen2.5-7b", GOOD_CONFIG], ["no-such", *HOSTILE_TEXT]),
+    ("--gpu", ["l4", "h100-80gb", "a100-80gb", "rtx-4090"], ["nope", *HOSTILE_TEXT]),
+    ("--tensor-parallel-size", ["1", "2", "4", "8"], HOSTILE_NUMBERS),
+    ("--gpu-memory-utilization", ["0.8", "0.9", "0.95"], HOSTILE_NUMBERS),
+    ("--max-model-len", ["4096", "8192", "32768"], HOSTILE_NUMBERS),
+    ("--max-num-batched-tokens", ["2048", "8192"], HOSTILE_NUMBERS),
+    ("--max-num-seqs", ["64", "256"], HOSTILE_NUMBERS),
+    ("--kv-cache-dtype", ["auto", "fp8", "fp8_e5m2"], ["int8", ""]),
+    ("--gpus-per-node", ["1", "4", "8"], HOSTILE_NUMBERS),
+    ("--prompt-tokens", ["128", "1024"], HOSTILE_NUMBERS),
+    ("--output-tokens", ["64", "256"], HOSTILE_NUMBERS),
+    ("--target-rps", ["1", "10", "100"], HOSTILE_NUMBERS),
+    ("--spot-notice-seconds", ["15", "30", "120"], HOSTILE_NUMBERS),
+    ("--vllm-version", ["0.33.0", "v0.11", "0.6.4.post1"], ["0.1." + "a" * 30 + "!", *HOSTILE_TEXT]),
+    ("--format", ["table", "json"], ["xml"]),
+]
+
+
+@fuzz_settings("plan_valid")
+@given(rnd=st.randoms(use_true_random=True))
+def test_fuzz_plan_mostly_valid(checkout, rnd):
+    """Mostly valid plans: the planner's own failure modes (does not fit, bad TP) stay one line."""
+    argv = sampled_argv(rnd, ["plan"], PLAN_OPTIONS, present=0.3)
+    if "--gpu" not in argv:
+        argv += ["--gpu", "h100-80gb"]
+    cwd = os.getcwd()
+    os.chdir(checkout)
+    try:
+        res = run_checked(checkout, argv, repo=False)
+    finally:
+        os.chdir(cwd)
+    if res.exit_code == 0 and "json" in argv:
+        doc = json.loads(res.stdout)
+        assert doc["fits"] and doc["tensor_parallel_size"] >= 1 and ".." not in doc["model_dir"]
+
 
 @fuzz_settings("plan")
 @given(argv=st.one_of(plan_argv, st.sampled_from([["models"], ["gpus"], ["models", "--format", "json"],
@@ -256,24 +352,23 @@ def test_fuzz_plan_models_gpus(checkout, argv):
 # --------------------------------------------------------------------------- gitops
 
 
-gitops_argv = st.tuples(
-    st.one_of(st.sampled_from(["argocd", "flux"]), texts),
-    flags(
-        optional("--repo-url", urls),
-        optional("--revision", st.one_of(revisions, st.just("refs/tags/v1.2.0"))),
-        optional("--out", st.one_of(st.sampled_from(["argocd", "flux", "clusters/a", "README.md", "overlays/x",
-                                                     "argocd/applications", "..", "/tmp", "flux/models"]), texts)),
-        optional("--addon", st.one_of(st.sampled_from(["base/nvidia-device-plugin", "base/vllm", "overlays/dev-8b",
-                                                       "base/nope", "/etc"]), texts)),
-        optional("--secret-ref", st.one_of(st.just("flux-system"), texts)),
-    ),
-    st.lists(st.sampled_from(["--no-addons", "--dry-run", "--check"]), max_size=2, unique=True),
-).map(lambda t: ["gitops", t[0], *t[1], *t[2]])
+GITOPS_OPTIONS = [
+    (None, ["argocd", "flux"], ["helm", *HOSTILE_TEXT]),
+    ("--repo-url", ["https://github.com/o/r.git", "ssh://git@h/o/r.git", "git@github.com:o/r.git"],
+     ["ftp://x/y", "http://a b", "https://h/" + "a" * 3000, "https://a@" + ":1" * 500 + "/x y", *HOSTILE_TEXT]),
+    ("--revision", ["main", "refs/tags/v1.2.0", SHA], ["a//b", "../x", "a" * 300, *HOSTILE_TEXT]),
+    ("--out", ["argocd", "flux", "clusters/a", "clusters/b"],
+     ["README.md", "overlays/x", "argocd/applications", "..", "/tmp", "flux/models", *HOSTILE_TEXT]),
+    ("--addon", ["base/nvidia-device-plugin"], ["base/vllm", "overlays/dev-8b", "base/nope", "/etc", *HOSTILE_TEXT]),
+    ("--secret-ref", ["flux-system"], HOSTILE_TEXT),
+]
 
 
 @fuzz_settings("gitops")
-@given(argv=gitops_argv)
-def test_fuzz_gitops(checkout, argv):
+@given(rnd=st.randoms(use_true_random=True))
+def test_fuzz_gitops(checkout, rnd):
+    argv = sampled_argv(rnd, ["gitops"], GITOPS_OPTIONS, ("--no-addons", "--dry-run", "--check"), hostile=0.1,
+                        present=0.3)
     changed = None
     try:
         res = run_checked(checkout, argv)
@@ -398,13 +493,34 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 yaml_values = st.one_of(json_values, st.sampled_from(["false", "prod", "70b", "dev", "8b", "1:3", 5, [], {}, None,
                                                        "../../x", "llama-3.1-8b", 1e400, "http://p:1"]))
+# Values a person might well write there, so that regen also succeeds and writes.
+PLAN_FILE_VALID = {
+    ("inputs", "replicas"): ["1:2", "1:4"], ("inputs", "monitoring"): [True, False], ("inputs", "spot"): [False],
+    ("inputs", "max_model_len"): [4096, 8192, 16384], ("inputs", "target_rps"): [1.0, 5, 12.5],
+    ("inputs", "gpu"): ["rtx-4090", "l4"], ("inputs", "namespace"): ["dev-8b", "team-a"],
+    ("inputs", "prometheus_url"): ["http://prom:9090"], ("inputs", "revision"): [SHA],
+    ("inputs", "name"): ["8b"], ("inputs", "env"): ["dev"], ("plan", "startup_budget_seconds"): [300],
+}
+
+
+def plan_file_edits(rnd, drawn: list) -> list:
+    """(path, value, delete): a plausible value for 70 % of the paths that have one, else
+    Hypothesis' value; one edit in six deletes the key instead."""
+    out = []
+    for path, hostile in drawn:
+        valid = PLAN_FILE_VALID.get(path)
+        value = rnd.choice(valid) if valid and rnd.random() < 0.7 else hostile
+        out.append((path, value, rnd.random() < 1 / 6))
+    return out
 
 
 @fuzz_settings("plan_file")
-@given(edits=st.lists(st.tuples(plan_file_paths, yaml_values, st.booleans()), min_size=1, max_size=3),
+@given(drawn=st.lists(st.tuples(plan_file_paths, yaml_values), min_size=1, max_size=3),
+       rnd=st.randoms(use_true_random=True),
        command=st.sampled_from([["regen", "dev-8b"], ["regen", "dev-8b", "--check"], ["gitops", "flux", "--check"],
                                 ["regen", "--all", "--check"], ["list", "--no-check"]]))
-def test_fuzz_mutated_compose_plan_yaml(checkout, edits, command):
+def test_fuzz_mutated_compose_plan_yaml(checkout, drawn, rnd, command):
+    edits = plan_file_edits(rnd, drawn)
     path = checkout / "overlays" / "dev-8b" / "compose-plan.yaml"
     original = path.read_bytes()
     stat = path.stat()

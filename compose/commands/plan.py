@@ -65,7 +65,8 @@ def plan_cmd(
       compose plan ./my-model/config.json --gpu-memory-gib 79.18 --tensor-parallel-size 2 --format json
       compose plan llama-3.1-8b --gpu l4 --max-model-len 8192 --target-rps 5
 
-    Exit code 2 when the model does not fit (JSON still printed with fits=false).
+    Exit code 2 when the model does not fit (the JSON is still printed, with fits=false;
+    the reason is the one error line on stderr).
     """
     from compose.plan import planner
 
@@ -81,7 +82,8 @@ def plan_cmd(
     if fmt is Fmt.json:
         result = planner.plan(req)
         echo(json.dumps(result.to_dict(), indent=2))
-        if not result.fits:
+        if not result.fits:  # the JSON stays on stdout for automation; the reason is the one error line
+            typer.echo(f"error: {result.reason}", err=True)
             raise typer.Exit(EXIT_INVALID)
         return
     echo(format_plan(planner.plan_or_raise(req)))
