@@ -57,7 +57,11 @@ Protocol (state lives in the git-ignored `<repo>/.compose/`):
    transaction directory.
 
 Rolling forward and back are idempotent, so recovery may itself be interrupted and
-re-run. Fault injection for tests: `VLLM_COMPOSE_FAULT=<point>[:N][,...]` makes the
+re-run. Readers (`check`, `list`, previews) take no lock: they may see the few
+milliseconds of step 6 in progress, never a state that stays. Until the next compose
+command runs, `git status` after a SIGKILL may show a half-applied step 6; that command
+completes it first. Targets outside the repository (`build --out /elsewhere`) are
+journaled by absolute path and recovered by the next command run in the repository. Fault injection for tests: `VLLM_COMPOSE_FAULT=<point>[:N][,...]` makes the
 process SIGKILL itself (or, with `VLLM_COMPOSE_FAULT_ACTION=term|int|oserror`,
 send itself SIGTERM/SIGINT or raise OSError) the N-th time it reaches `<point>`;
 `FAULT_POINTS` lists them in protocol order.

@@ -93,9 +93,14 @@ class Options:
         try:
             _inputs_model().model_validate({"inputs": self.to_inputs()})
         except ValidationError as err:
-            raise InvalidInput(describe(err, rename=lambda f: "--" + f.removeprefix("inputs.").replace("_", "-"))
-                               + "; see `compose new-model --help`") from None
+            raise InvalidInput(describe(err, rename=_flag) + "; see `compose new-model --help`") from None
         return self
+
+
+def _flag(field: str) -> str:
+    """`inputs.max_model_len` -> `--max-model-len` (`inputs.model` is the MODEL argument)."""
+    name = field.removeprefix("inputs.")
+    return "MODEL" if name == "model" else "--" + name.replace("_", "-")
 
 
 def _inputs_model():
