@@ -56,6 +56,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _failed_with_cluster: list[str] = []
+_kept_logs: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for path in _kept_logs:
+        terminalreporter.write_line(f"control plane logs kept in {path}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -84,7 +90,7 @@ def control_plane() -> ControlPlane:
     finally:
         cp.stop()
         if _failed_with_cluster or os.environ.get("VLLM_COMPOSE_KEEP_CP"):
-            print(f"\ncontrol plane logs kept in {cp.workdir / 'logs'}")
+            _kept_logs.append(cp.workdir / "logs")
         else:
             cp.remove_workdir()
 

@@ -529,6 +529,14 @@ class Heartbeat:
         now = _micro_now()
         lease_path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{name}"
         try:
+            # The node first: if it is gone (404), stop beating for it before a
+            # Lease is recreated for a node that no longer exists.
+            # Strategic merge: `conditions` merges on `type`, so only Ready's heartbeat moves.
+            api.patch(f"/api/v1/nodes/{name}/status",
+                      {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                                  "message": "kubelet is posting ready status",
+                                                  "lastHeartbeatTime": now[:19] + "Z"}]}},
+                      patch_type="strategic")
             try:
                 api.patch(lease_path, {"spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS,
                                                 "renewTime": now}})
@@ -544,12 +552,6 @@ class Heartbeat:
                     "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS,
                              "acquireTime": now, "renewTime": now},
                 })
-            # Strategic merge: `conditions` merges on `type`, so only Ready's heartbeat moves.
-            api.patch(f"/api/v1/nodes/{name}/status",
-                      {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                                  "message": "kubelet is posting ready status",
-                                                  "lastHeartbeatTime": now[:19] + "Z"}]}},
-                      patch_type="strategic")
         except ApiError as e:
             if e.status == 404:  # the node is gone: stop beating for it
                 self.remove(name)
@@ -608,8 +610,10 @@ def create_nodes(cp: ControlPlane, shapes: Iterable[NodeShape], count_per_shape:
             n = cp.extras["fake-node-count"] = cp.extras.get("fake-node-count", 0) + 1
             # A documentation address (RFC 5737 TEST-NET-1): nothing ever connects to it.
             manifest = shape.manifest(name, zone, ip=f"192.0.2.{(n - 1) % 254 + 1}")
+            # The API server keeps a Node's status on create (kubelet registration
+            # relies on it); patch it through /status should a server drop it.
             created = cp.api.post("/api/v1/nodes", manifest)
-            if not created.get("status", {}).get("allocatable"):  # older servers drop status on create
+            if not created.get("status", {}).get("allocatable"):
                 created = cp.api.patch(f"/api/v1/nodes/{name}/status", {"status": manifest["status"]}, patch_type="merge")
             hb.add(name, created["metadata"]["uid"])
             names.append(name)
