@@ -438,7 +438,10 @@ def dry_run(cp: ControlPlane, obj: Mapping, namespace: str | None = None) -> Dry
 def dry_run_pod(cp: ControlPlane, ns: str, pod_spec: Mapping, name: str = "dry-run") -> DryRun:
     """dry_run() for a Pod made from a full Pod, a pod template ({metadata, spec})
     or a bare PodSpec ({containers: ...}) — e.g. a rendered Deployment's template,
-    to see what Pod Security admission says about the pods it would create."""
+    to see what Pod Security admission says about the pods it would create.
+    Other admission runs too: a runtimeClassName needs its RuntimeClass to exist
+    (apply_rendered creates it), a new namespace its default ServiceAccount
+    (ensure_namespace waits for it)."""
     if pod_spec.get("kind") == "Pod":
         pod = dict(pod_spec)
     elif "containers" in pod_spec:

@@ -21,6 +21,7 @@ from conftest_cluster import (
     ensure_namespace,
     pending_reasons,
     placements,
+    reset,
     scale,
     wait_for,
     wait_pending_reason,
@@ -159,6 +160,8 @@ def test_gpu_pod_goes_to_the_gpu_node(control_plane, cluster_ns):
         cp.apply([deployment("gpu", gpus=1), deployment("cpu")], namespace=cluster_ns)
         gpu = wait_pods_scheduled(cp, cluster_ns, "app=gpu", 1)
         assert list(gpu.values()) == [gpu_node]
+        pod = cp.api.get(f"/api/v1/namespaces/{cluster_ns}/pods/{next(iter(gpu))}")
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
         # The GPU node's taint keeps the CPU-only pod on the CPU node.
         cpu = wait_pods_scheduled(cp, cluster_ns, "app=cpu", 1)
         assert list(cpu.values()) == [cpu_node]
@@ -180,6 +183,11 @@ def test_more_gpus_than_any_node_stays_pending(control_plane, cluster_ns):
         cond = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
         assert cond["status"] == "False" and cond["reason"] == "Unschedulable"
         assert pending_reasons(cp, cluster_ns, "app=huge") == reasons
+        # The scheduler's FailedScheduling event says the same.
+        events = wait_for("a FailedScheduling event", lambda: cp.api.get(
+            f"/api/v1/namespaces/{cluster_ns}/events",
+            fieldSelector=f"involvedObject.name={pod['metadata']['name']},reason=FailedScheduling")["items"])
+        assert "Insufficient nvidia.com/gpu" in events[-1]["message"], events[-1]
 
 
 def test_extended_resource_toleration(control_plane, cluster_ns):
@@ -283,3 +291,10 @@ def test_rendered_overlay_lands_on_its_node(control_plane, cluster_crds):
             assert list(placed.values()) == nodes.of(fn.K3S_1GPU)
         finally:
             delete_namespace(cp, ns)
+    # reset(): no fake node, no test namespace left behind.
+    ensure_namespace(cp, "t-reset-probe")
+    fn.create_nodes(cp, [fn.K3S_2GPU])
+    reset(cp)
+    assert fn.fake_nodes(cp) == []
+    left = cp.api.get("/api/v1/namespaces", labelSelector="vllm-compose.test/ephemeral=true")["items"]
+    assert all(n["status"]["phase"] == "Terminating" for n in left), left
