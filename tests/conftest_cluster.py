@@ -79,12 +79,17 @@ def control_plane() -> ControlPlane:
     reason = cpl.missing()
     if reason:
         pytest.skip(reason)
+    failure = None
     try:
         cp = cpl.ControlPlane.start()
     except cpl.Unavailable as e:
-        pytest.skip(str(e))
-    except cpl.StartFailed as e:
-        pytest.fail(f"control plane did not start: {e}", pytrace=False)
+        failure = ("skip", str(e))
+    except cpl.StartFailed as e:  # the message carries the components' log tails
+        failure = ("fail", f"control plane did not start: {e}")
+    if failure and failure[0] == "skip":
+        pytest.skip(failure[1])
+    if failure:  # outside the except block: no chained traceback
+        pytest.fail(failure[1], pytrace=False)
     try:
         yield cp
     finally:

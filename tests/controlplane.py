@@ -516,6 +516,7 @@ class Api:
 
 def _wait(what: str, check: Callable[[], bool], timeout: float, procs: Iterable[Process] = (), interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while True:
         for p in procs:
             if not p.alive():
@@ -524,11 +525,11 @@ def _wait(what: str, check: Callable[[], bool], timeout: float, procs: Iterable[
         try:
             if check():
                 return
-        except Exception:
-            pass
+        except Exception as e:  # not up yet: connection refused, 500 from /readyz, ...
+            last = e
         if time.monotonic() > deadline:
             tails = "\n".join(f"--- {p.name} ({p.log}):\n{p.tail()}" for p in procs)
-            raise StartFailed(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
+            raise StartFailed(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})\n{tails}")
         time.sleep(interval)
 
 
