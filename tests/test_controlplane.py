@@ -10,7 +10,7 @@ import pytest
 
 import controlplane as cpl
 import fakenodes as fn
-from compose import kustomize
+from compose.core import kustomize
 from conftest_cluster import (
     REPO,
     UnknownKinds,
