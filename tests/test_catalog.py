@@ -118,10 +118,23 @@ def test_resolve_config_file_and_directory(tmp_path):
         ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10,
           "intermediate_size": 8, "max_position_embeddings": 16,
           "quantization_config": {"quant_method": "bitsandbytes"}}, "unsupported quantization method 'bitsandbytes'"),
-        ({"model_type": "deepseek_v3", "kv_lora_rank": 512}, "latent attention"),
+        ({"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+          "vocab_size": 10, "intermediate_size": 8, "max_position_embeddings": 16, "kv_lora_rank": 32},
+         "missing 'qk_nope_head_dim'"),
+        ({"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+          "vocab_size": 10, "intermediate_size": 8, "max_position_embeddings": 16, "kv_lora_rank": 32,
+          "qk_nope_head_dim": 8, "qk_rope_head_dim": "8", "v_head_dim": 8}, "'qk_rope_head_dim' must be an integer"),
         ({"model_type": "llava", "text_config": {}, "vision_config": {}}, "multimodal"),
+        ({"model_type": "qwen2_audio", "audio_config": {}}, "audio"),
         ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 8,
-          "max_position_embeddings": 16, "layer_types": ["full_attention", "linear_attention"]}, "linear_attention"),
+          "max_position_embeddings": 16, "layer_types": ["full_attention", "linear_attention"]},
+         "missing 'linear_num_key_heads'"),
+        ({"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 8,
+          "max_position_embeddings": 16, "layer_types": ["full_attention", "mamba"]}, "layer_types ['mamba']"),
+        ({"model_type": "gpt_oss", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+          "vocab_size": 10, "max_position_embeddings": 16, "num_local_experts": 4, "num_experts_per_tok": 2,
+          "intermediate_size": 8, "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 64]}},
+         "non-square FP8 blocks"),
     ],
 )
 def test_bad_configs_are_one_line_config_errors(tmp_path, content, message):
@@ -142,9 +155,15 @@ def test_missing_paths(tmp_path):
 def test_rope_scaling_and_sliding_window_rules():
     base = {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 10,
             "intermediate_size": 8, "max_position_embeddings": 32768}
+    # vLLM 0.33 (config/model.py _get_and_verify_max_len) no longer applies a YaRN factor:
+    # max_position_embeddings is taken as already scaled; linear factors still multiply.
     yarn = catalog.parse_config({**base, "rope_scaling": {"rope_type": "yarn", "factor": 4.0,
                                                           "original_max_position_embeddings": 32768}})
-    assert yarn.context_length == 131072
+    assert yarn.context_length == 32768
+    linear = catalog.parse_config({**base, "rope_scaling": {"rope_type": "linear", "factor": 2.0}})
+    assert linear.context_length == 65536
+    gemma3 = catalog.parse_config({**base, "model_type": "gemma3_text", "rope_scaling": {"rope_type": "linear", "factor": 8.0}})
+    assert gemma3.context_length == 32768  # Gemma 3's length is already scaled
     llama3 = catalog.parse_config({**base, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}})
     assert llama3.context_length == 32768
     qwen_off = catalog.parse_config({**base, "model_type": "qwen2", "sliding_window": 4096, "use_sliding_window": False})
@@ -203,3 +222,29 @@ def test_custom_gpu_is_conservative():
     assert gpu.custom and gpu.memory_gib == 40.0
     assert gpu.bandwidth_gbps == min(g.bandwidth_gbps for g in catalog.gpus())
     assert gpu.dense_tflops("bf16") is None
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 10**9},
+         "'v_head_dim' must be an integer from 1 to"),
+        ({"layer_types": ["full_attention", "linear_attention"], "linear_num_key_heads": 2,
+          "linear_num_value_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+          "linear_conv_kernel_dim": 0}, "'linear_conv_kernel_dim' must be an integer from 1 to 64"),
+        ({"model_type": "llama4_text", "attention_chunk_size": 8, "no_rope_layers": [1, 2]},
+         "'no_rope_layers' must be a list of integers from 0 to 1"),
+        ({"model_type": "llama4_text", "attention_chunk_size": 8, "no_rope_layers": [1]}, "no_rope_layers has 1 entries"),
+        ({"first_k_dense_replace": -1, "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8},
+         "'first_k_dense_replace' must be an integer from 0"),
+        ({"sliding_window_pattern": True, "sliding_window": 4, "model_type": "x"}, "sliding_window_pattern"),
+        ({"rope_scaling": {"rope_type": "linear", "factor": "8"}}, "rope_scaling.factor must be a positive number"),
+        ({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128]}}, "weight_block_size must be two"),
+    ],
+)
+def test_new_config_fields_are_validated_in_one_line(cfg, message):
+    base = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10,
+            "intermediate_size": 8, "max_position_embeddings": 16}
+    with pytest.raises(ConfigError) as err:
+        catalog.parse_config({**base, **cfg}, "x/config.json")
+    assert message in str(err.value) and str(err.value).startswith("x/config.json") and "\n" not in str(err.value)
