@@ -100,10 +100,19 @@ def test_compressed_tensors_w4a16_group_scales_and_regex_ignore():
     assert not q.skips("model.layers.1.mlp.experts.0.up_proj")
 
 
-def test_gptq_has_no_g_idx_without_desc_act():
-    # vLLM 0.33 only keeps g_idx for act-order checkpoints (gptq_utils.py)
+def test_gptq_g_idx_only_with_grouped_act_order_which_0_33_refuses(tmp_path):
     assert not catalog.parse_quantization({"quant_method": "gptq", "bits": 4, "group_size": 128}).g_idx
+    assert not catalog.parse_quantization({"quant_method": "gptq", "bits": 4, "group_size": -1, "desc_act": True}).g_idx
     assert catalog.parse_quantization({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": True}).g_idx
+    import json
+    cfg = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "vocab_size": 1000, "max_position_embeddings": 128,
+           "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": True}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    kw = dict(gpu_memory_gib=20, max_model_len=128, prompt_tokens=32, output_tokens=32, tensor_parallel_size=1)
+    # quantization/utils/gptq_utils.py normalize_and_validate_gptq_desc_act raises in 0.33
+    assert "desc_act" in plan(PlanRequest(str(tmp_path), **kw)).reason
+    assert plan(PlanRequest(str(tmp_path), vllm_version="0.14.0", **kw)).fits
 
 
 def test_qwen3_fp8_keeps_router_norms_and_head_unquantized():

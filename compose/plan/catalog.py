@@ -839,9 +839,11 @@ def _awq(qc: dict, source: str) -> Quantization:
 def _gptq(qc: dict, source: str) -> Quantization:
     bits = int(qc.get("bits") or 4)
     group = int(qc.get("group_size") or -1)
+    # act order with one group per channel is a no-op (gptq_utils.py normalize_and_validate_gptq_desc_act)
+    act_order = bool(qc.get("desc_act", False)) and group != -1
     return Quantization(
         "gptq", bits, "group", group_size=max(group, 0), scale_bytes=2,
-        zero_point=True, g_idx=bool(qc.get("desc_act", False)), ignore=_ignore_list(qc, "modules_to_not_convert"),
+        zero_point=True, g_idx=act_order, ignore=_ignore_list(qc, "modules_to_not_convert"),
     )
 
 

@@ -825,6 +825,9 @@ def _fit_problem(ctx: _Context, tp: int, mem: _Memory) -> str | None:
     cc = ctx.gpu.compute_capability
     if q and q.bits == 8 and q.scale != "group" and cc and float(cc) < 8.0:
         return f"FP8 weights need compute capability 8.0 or newer; {ctx.gpu.name} is {cc}"
+    if q and q.method == "gptq" and q.g_idx and ctx.engine.v033:
+        return ("vLLM 0.33 refuses GPTQ checkpoints with grouped activation ordering (desc_act), "
+                "quantization/utils/gptq_utils.py; use a desc_act=false checkpoint or an older --vllm-version")
     if tp > ctx.gpus_per_node:
         return f"TP {tp} needs {tp} GPUs but a {ctx.gpu.name} node has {ctx.gpus_per_node}"
     if mem.weights_gib >= ctx.requested_gib:
