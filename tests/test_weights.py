@@ -189,3 +189,17 @@ def test_llama4_and_qwen_vl_and_pixtral_tokens_per_image():
     assert arch("qwen2.5-vl-7b").vision.tokens_per_item == 16384  # max_pixels 12845056 / 14^2 / 2^2
     assert arch("mistral-small-3.1-24b").vision.tokens_per_item == 55 * 56  # 110 patches merged 2x2, + row breaks
     assert arch("mistral-small-3.1-24b").vision.params / 1e9 == pytest.approx(0.44, abs=0.01)
+
+
+def test_linear_rope_scaling_caches_max_position_times_factor():
+    """rotary_embedding/linear_scaling_rope.py _compute_cos_sin_cache: max_position x factor rows;
+    models/gemma3.py builds one rope per layer type (get_rope's _ROPE_DICT keeps one cache each)."""
+    arch = catalog.resolve_model("gemma-3-27b").arch
+    weight_tally = weights.weight_tally
+    # global layers: linear x8 over 131072 positions; sliding layers: the unscaled local-base cache
+    assert arch.rope_cache_positions == (131072 * 8, 131072)
+    runtime = weight_tally(arch, 1).bytes
+    checkpoint = weight_tally(arch, 1, runtime=False).bytes
+    assert runtime - checkpoint == (131072 * 8 + 131072) * 128 * 2
+    # an unscaled model keeps one cache of max_position_embeddings rows
+    assert catalog.resolve_model("llama-3.1-8b").arch.rope_cache_positions == (131072,)

@@ -229,6 +229,7 @@ class Architecture:
     max_position_embeddings: int
     rotary_dim: int
     dtype: str = "bfloat16"
+    rope_cache_positions: tuple[int, ...] = ()  # positions of each distinct RoPE cos/sin cache; () = (max_pos,)
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_bias: bool = False
@@ -342,6 +343,7 @@ def parse_config(cfg: Any, source: str = "config.json") -> Architecture:
         context_length=context,
         max_position_embeddings=max_pos,
         rotary_dim=mla.qk_rope_head_dim if mla else int(head_dim * float(text.get("partial_rotary_factor") or 1.0)),
+        rope_cache_positions=_rope_cache_positions(text, max_pos, kinds),
         dtype=_dtype(text, source),
         qkv_bias=bool(text["attention_bias"]) if "attention_bias" in text else model_type in _QKV_BIAS_TYPES,
         o_bias=model_type in _O_BIAS_TYPES and bool(text.get("attention_bias", False)),
@@ -418,7 +420,7 @@ def _split_multimodal(cfg: dict, source: str) -> tuple[dict, dict | None]:
 _FAMILY_DEFAULTS = {
     "gemma3_text": {"vocab_size": 262208, "head_dim": 256, "num_attention_heads": 8, "num_key_value_heads": 4,
                     "max_position_embeddings": 131072, "sliding_window": 4096, "sliding_window_pattern": 6,
-                    "tie_word_embeddings": True},
+                    "tie_word_embeddings": True, "rope_local_base_freq": 10000.0},
 }
 
 
@@ -558,6 +560,23 @@ def _context_length(cfg: dict, source: str) -> tuple[int, int]:
             raise ConfigError(f"{source}: rope_scaling.factor must be a positive number, got {factor!r}; fix the config")
         derived = int(derived * float(factor))
     return derived, max_pos
+
+
+def _rope_cache_positions(cfg: dict, max_pos: int, kinds: tuple[str, ...]) -> tuple[int, ...]:
+    """Rows of each RoPE cos/sin cache vLLM builds (one per distinct rope config, get_rope's
+    _ROPE_DICT): linear and dynamic-NTK scaling cache max_position x factor
+    (rotary_embedding/linear_scaling_rope.py, dynamic_ntk_scaling_rope.py
+    _compute_cos_sin_cache); Gemma 3's sliding layers add an unscaled local-base cache
+    (models/gemma3.py: rope_parameters per layer type)."""
+    rope = cfg.get("rope_scaling") if isinstance(cfg.get("rope_scaling"), dict) else {}
+    kind = rope.get("rope_type") or rope.get("type")
+    factor = rope.get("factor")
+    scaled = max_pos
+    if kind in ("linear", "dynamic") and isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0:
+        scaled = int(max_pos * float(factor))
+    if cfg.get("rope_local_base_freq") is not None and "sliding" in kinds and "full" in kinds:
+        return (scaled, max_pos)
+    return (scaled,)
 
 
 def _mla_fields(cfg: dict, source: str) -> MLA | None:

@@ -136,7 +136,8 @@ def weight_tally(arch: Architecture, tp: int, runtime: bool = True, ep: bool = F
     if arch.vision is not None:
         _vision(t, arch, s)
     if runtime:
-        t.add(arch.max_position_embeddings * arch.rotary_dim * d, 0)  # RoPE cos/sin cache
+        for positions in arch.rope_cache_positions or (arch.max_position_embeddings,):
+            t.add(positions * arch.rotary_dim * d, 0)  # RoPE cos/sin caches (see Architecture.rope_cache_positions)
     return t.freeze()
 
 
