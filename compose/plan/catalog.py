@@ -1056,6 +1056,7 @@ class GPU:
     tflops: dict = field(default_factory=dict, hash=False, compare=False)
     compute_capability: str | None = None
     bf16: bool = True
+    sm_count: int | None = None  # streaming multiprocessors (optional; see gpus.yaml)
     gke_accelerator: str | None = None
     karpenter_gpu_name: str | None = None
     shapes: dict = field(default_factory=dict, hash=False, compare=False)  # cloud -> tuple[NodeShape]
@@ -1126,6 +1127,7 @@ def _gpu_from_yaml(raw: dict) -> GPU:
         device_name=raw["device_name"], memory_gib=float(raw["memory_gib"]),
         bandwidth_gbps=float(raw["bandwidth_gbps"]), tflops=dict(raw["tflops"]),
         compute_capability=raw.get("compute_capability"), bf16=bool(raw["bf16"]),
+        sm_count=int(raw["sm_count"]) if raw.get("sm_count") else None,
         gpus_per_node=int(raw["gpus_per_node"]), gke_accelerator=clouds["gke"].get("accelerator"),
         karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"), shapes=shapes, source=dict(raw["source"]),
     )

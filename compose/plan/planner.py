@@ -52,11 +52,47 @@ SHUTDOWN_TIMEOUT_SINCE = (0, 18, 0)  # --shutdown-timeout, vllm-project/vllm#366
 #   fused_moe/modular_kernel.py _allocate_buffers), so both stack on the sampler peak;
 # - hybrid Mamba models run with prefix caching, so mamba_cache_mode "align"
 #   (models/config.py MambaModelConfig.verify_and_update_config);
-# - chunked-local attention (Llama 4) in the hybrid allocator:
-#   VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to 1 (envs.py);
-#   vllm-project/vllm#21761 (July 2025) had turned it off, so 0.10-0.11 sized
-#   Llama 4's chunked layers as full attention.
+# - "GPU KV cache size" of a hybrid model is int(max concurrency x max_model_len)
+#   (v1/core/kv_cache_utils.py get_kv_cache_capacity); 0.11.1 and 0.19.0 log
+#   num_blocks // groups x block_size instead.
 V033_BEHAVIOUR_SINCE = (0, 33, 0)
+# Behaviour whose first release was bracketed by reading the released wheels
+# (0.9.2, 0.11.0, 0.11.1, 0.15.0, 0.16.0, 0.17.0, 0.18.0, 0.19.0):
+# - v1/worker/gpu_worker.py Worker.init_device takes the init memory snapshot before
+#   init_worker_distributed_environment up to 0.10.x (read in 0.9.2; the 0.10.2 logs
+#   show ~0.6 GiB used at the snapshot), after it from 0.11.0 (read in 0.11.0 and
+#   0.11.1; vllm-project/vllm#25359). Before, the TP group's NCCL communicator, its
+#   warm-up all-reduce, the custom all-reduce IPC buffers and a KV connector's
+#   worker init are charged to the KV budget (see NON_TORCH_GIB_MULTI_BEFORE_0_11).
+COMM_SETUP_AFTER_SNAPSHOT_SINCE = (0, 11, 0)
+# - the native sampler's top-k/top-p runs a Triton kernel in place for >= 8 rows
+#   (v1/sample/ops/topk_topp_sampler.py apply_top_k_top_p -> topk_topp_triton.py):
+#   absent in 0.16.0, present in 0.17.0; before, it sorted the logits. 0.33.0 samples
+#   in Model Runner V2 (v1/worker/gpu/sample/sampler.py), whose warm-up no public log
+#   measures: it keeps the older native figure (see SAMPLER_FP32_COPIES).
+TRITON_SAMPLER_SINCE = (0, 17, 0)
+# - determine_available_memory profiles the CUDA graphs inside memory_profiling
+#   (absent in 0.17.0, present in 0.18.0 and 0.19.0), so what graph capture leaves
+#   outside torch counts as non-torch memory (NON_TORCH_GIB_GRAPH_PROFILE). 0.33.0
+#   profiles them after memory_profiling again; the release that moved it back was
+#   not established, so the figures apply up to 0.21.0, where the graph estimate
+#   starts being subtracted (below).
+GRAPH_PROFILE_IN_NON_TORCH = ((0, 18, 0), (0, 21, 0))
+# - chunked-local attention (Llama 4) in the hybrid allocator:
+#   VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to 0 in 0.11.1
+#   (vllm-project/vllm#21761, July 2025, had turned it off: chunked layers sized as
+#   full attention) and to 1 in 0.18.0, 0.19.0 and 0.33.0 (envs.py); 0.12-0.17 were
+#   not read and are modelled as off.
+CHUNKED_HYBRID_SINCE = (0, 18, 0)
+# - fused-MoE experts take their workspaces from a process-wide cached buffer
+#   (v1/worker/workspace.py WorkspaceManager, fused_moe/modular_kernel.py
+#   _allocate_buffers): absent in 0.11.1, present in 0.15.0 (0.12-0.14 not read), so the
+#   workspace stays allocated through the sampler warm-up. The v0.19.0 logs show it for
+#   Triton experts (Qwen3-30B-A3B, Mixtral, DeepSeek-V2-Lite: activation = sampler +
+#   workspace) but not for gpt-oss's MXFP4 experts (2.87 GiB = sampler + hidden
+#   buffers at TP1 and TP2; gpt_oss_triton_kernels_moe.py allocates inside the kernel),
+#   so MXFP4 experts keep the transient treatment until 0.33.
+MOE_WORKSPACE_CACHED_SINCE = (0, 15, 0)
 DEFAULT_UTILIZATION = 0.92  # 0.33.0 config/cache.py
 DEFAULT_UTILIZATION_BEFORE = 0.9
 V0_MAX_NUM_SEQS = 256  # V0 EngineArgs default
@@ -65,9 +101,28 @@ KV_CACHE_DTYPES = {"auto": None, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 
 # ---------------------------------------------------------------- memory model (GiB)
 # Non-torch memory (NCCL, cuBLAS workspaces): 0.13 GiB at TP1, 0.55 at TP2 on H100,
-# llm-d-benchmark config_explorer/empirical-vllm-memory-results.md (facts §5).
+# llm-d-benchmark config_explorer/empirical-vllm-memory-results.md (facts §5; vLLM
+# 0.11.1-0.14, snapshot after NCCL init).
 NON_TORCH_GIB_TP1 = 0.13
 NON_TORCH_GIB_MULTI = 0.55
+# Before 0.11.0 the snapshot precedes the distributed init (COMM_SETUP_AFTER_SNAPSHOT_SINCE):
+# 1.84 GiB at TP4, fitted on the one pre-0.11 breakdown at TP > 1 on an H100 that no
+# benchmark case uses (vllm-project/vllm#24881: vllm/vllm-openai:v0.10.2, Qwen3-Next,
+# TP4, "Actual usage is 37.99 GiB for weight, 4.71 GiB for peak activation, 1.84 GiB
+# for non-torch memory"; it runs MTP speculative decoding, which the planner does not
+# model, so it is a fitting source, not a case). The size is NCCL's (channels x
+# per-protocol buffers, NVLS above 2 GPUs: NVIDIA/nccl src/transport/nvls.cc), which
+# depends on the topology, not on the model, so one figure serves TP >= 2; a v0.10.2
+# TP2 log on an H200 (not a benchmark case: its URL could not be resolved) shows 1.38
+# GiB, so TP2 is charged ~0.45 GiB too much.
+NON_TORCH_GIB_MULTI_BEFORE_0_11 = 1.84
+# 0.18-0.20 (GRAPH_PROFILE_IN_NON_TORCH): fitted on Llama-3.1-8B's v0.19.0 H100 logs
+# (llm-d-incubation/llm-d-planner accuracy sweep: "non-torch forward increase memory"
+# 0.25 GiB at TP1, 2.07 at TP2, 2.13 at TP4); every other model in that sweep
+# (Qwen2.5, Gemma, Llama 3.3/4, Mixtral, gpt-oss, Kimi) logs 0.24-0.27 / 2.06-2.10 /
+# 2.13-2.21, and the 0.15-0.18 version sweep of Qwen3-14B (0.13 up to 0.17, 0.25 in
+# 0.18) dates the step.
+NON_TORCH_GIB_GRAPH_PROFILE = {1: 0.25, 2: 2.07, 4: 2.13}
 # V1 activation peak = base + a x (hidden-state buffers) + max(sampler warm-up, MLP).
 # Fitted on three llm-d-benchmark logs (vLLM 0.11, H100, 8192 batched tokens, 1024
 # seqs): Llama-3.1-8B 4.76, Llama-3.3-70B-FP8 4.84, Qwen3-0.6B 5.56 GiB. Qwen3-32B
@@ -83,6 +138,15 @@ SAMPLER_FP32_COPIES = 9.52  # x max_num_seqs x vocab_size x 4 bytes (logits, sor
 # vllm-project/vllm#26859 (merged 2025-10-15, first released in 0.11.1) turned it off.
 SAMPLER_FLASHINFER_BYTES = 10
 FLASHINFER_SAMPLER_UNTIL = (0, 11, 0)
+# 0.17+ (TRITON_SAMPLER_SINCE): the sampler warm-up keeps the model-dtype logits (held
+# by _dummy_sampler_run), their fp32 copy (Sampler.forward), the fp32 probabilities
+# (TopKTopPSampler.forward_native) and random_sample's exponential noise `q`: 2 + 4 +
+# 4 + 4 bytes per logit; top-k/top-p masks the fp32 logits in place and adds one
+# cached fp32 vocab row per program, min(SMs, rows) programs (topk_topp_triton.py
+# apply_top_k_top_p_triton). Derived, not fitted: Qwen3-14B's 0.17 log (2.23 GiB) and
+# Llama-3.1-8B's 0.19 log (1.89 GiB) are reproduced to 0.01 GiB.
+SAMPLER_TRITON_BYTES = 14
+SM_COUNT_ASSUMED = 132  # H100 SXM's, for GPUs whose SM count the catalog does not give
 # CUDA-graph pool estimate (subtracted since v0.21): 0.36 GiB for 16 graphs in a
 # vLLM 0.27.1 log (gpustack/runner#251) -> 22.5 MiB per graph; capped at 1.5 GiB,
 # the top of the 0.3-1.5 GiB range in facts §5 (vllm-project/vllm#21489: 1.3 GiB).
@@ -335,6 +399,11 @@ class Engine:
     has_shutdown_timeout: bool
     v033: bool = False  # the 0.33.0 behaviours listed at V033_BEHAVIOUR_SINCE
     flashinfer_sampler: bool = False  # V1 up to 0.11.0 sampled with FlashInfer (see SAMPLER_FLASHINFER_BYTES)
+    comm_setup_in_budget: bool = False  # V1 before 0.11.0: NCCL/custom-AR/connector init after the snapshot
+    triton_sampler: bool = False  # 0.17-0.32: in-place Triton top-k/top-p (SAMPLER_TRITON_BYTES)
+    graph_profile_in_non_torch: bool = False  # 0.18-0.20: NON_TORCH_GIB_GRAPH_PROFILE
+    chunked_hybrid: bool = False  # 0.18+: chunked-local layers keep their own groups (CHUNKED_HYBRID_SINCE)
+    moe_workspace_cached: bool = False  # 0.15+: MOE_WORKSPACE_CACHED_SINCE
 
     @property
     def label(self) -> str:
@@ -355,10 +424,6 @@ class Engine:
         return self.v033
 
     @property
-    def chunked_hybrid(self) -> bool:
-        return self.v033
-
-    @property
     def mamba_align(self) -> bool:
         return self.v033
 
@@ -372,6 +437,11 @@ def engine_for(version: str) -> Engine:
         has_shutdown_timeout=parsed >= SHUTDOWN_TIMEOUT_SINCE,
         v033=parsed >= V033_BEHAVIOUR_SINCE,
         flashinfer_sampler=V1_DEFAULT_SINCE <= parsed <= FLASHINFER_SAMPLER_UNTIL,
+        comm_setup_in_budget=V1_DEFAULT_SINCE <= parsed < COMM_SETUP_AFTER_SNAPSHOT_SINCE,
+        triton_sampler=TRITON_SAMPLER_SINCE <= parsed < V033_BEHAVIOUR_SINCE,
+        graph_profile_in_non_torch=GRAPH_PROFILE_IN_NON_TORCH[0] <= parsed < GRAPH_PROFILE_IN_NON_TORCH[1],
+        chunked_hybrid=parsed >= CHUNKED_HYBRID_SINCE,
+        moe_workspace_cached=parsed >= MOE_WORKSPACE_CACHED_SINCE,
     )
 
 
@@ -552,7 +622,7 @@ class ProfileTerms:
     hidden_buffers: float  # fitted: base + 1.28 x batched tokens x hidden x 2 B
     sampler_warmup: float  # fitted: 9.52 fp32 copies of max_num_seqs x vocab logits
     mlp_intermediate: float  # dense MLP gate/up/activation of the batched tokens
-    fused_moe_workspace: float  # Triton fused-MoE workspaces (persistent in 0.33)
+    fused_moe_workspace: float  # Triton fused-MoE workspaces (cached, so persistent, from 0.15)
     mla_prefill_workspace: float  # MLA's worst-case chunked-prefill context buffer
     mm_encoder_peak: float  # vision-encoder forward over the profiled images
     mm_encoder_outputs: float  # encoder cache: the images' embeddings, held through the decoder run
@@ -639,8 +709,29 @@ def batch_defaults(ctx: _Context) -> tuple[int, int]:
     return tokens, req.max_num_seqs or min(seqs, tokens)
 
 
-def non_torch_gib(tp: int) -> float:
-    return NON_TORCH_GIB_TP1 if tp == 1 else NON_TORCH_GIB_MULTI
+def non_torch_gib(tp: int, engine: Engine | None = None) -> float:
+    """Memory outside torch that vLLM charges to the KV budget, by accounting regime."""
+    if engine is not None and engine.graph_profile_in_non_torch:
+        return NON_TORCH_GIB_GRAPH_PROFILE[1 if tp == 1 else 2 if tp == 2 else 4]
+    if tp == 1:
+        return NON_TORCH_GIB_TP1
+    if engine is not None and engine.comm_setup_in_budget:
+        return NON_TORCH_GIB_MULTI_BEFORE_0_11
+    return NON_TORCH_GIB_MULTI
+
+
+def non_torch_explanation(tp: int, engine: Engine) -> str:
+    if engine.graph_profile_in_non_torch:
+        return (f"vLLM 0.18-0.20 profile the CUDA graphs inside the memory profile (gpu_worker.py), so what "
+                f"capture leaves outside torch counts: {NON_TORCH_GIB_GRAPH_PROFILE[1]} GiB at TP1, "
+                f"{NON_TORCH_GIB_GRAPH_PROFILE[2]} at TP2, {NON_TORCH_GIB_GRAPH_PROFILE[4]} at TP>=3 "
+                "(Llama-3.1-8B v0.19.0 H100 logs, llm-d-planner accuracy sweep)")
+    if engine.comm_setup_in_budget and tp > 1:
+        return (f"before vLLM 0.11 the memory snapshot precedes NCCL init (gpu_worker.py init_device), so the TP "
+                f"communicator, custom all-reduce buffers and KV-connector init count: {NON_TORCH_GIB_MULTI_BEFORE_0_11}"
+                " GiB at TP>=2 (vllm-project/vllm#24881, v0.10.2 TP4 H100 breakdown)")
+    return (f"NCCL and cuBLAS buffers: {NON_TORCH_GIB_TP1} GiB at TP1, {NON_TORCH_GIB_MULTI} at TP>=2 "
+            "(llm-d-benchmark H100 logs, facts §5)")
 
 
 def activation_gib(ctx: _Context, tp: int, batched_tokens: int, max_num_seqs: int, ep: bool = False) -> float:
@@ -659,7 +750,7 @@ def profile_terms(ctx: _Context, tp: int, batched_tokens: int, max_num_seqs: int
         return ProfileTerms(batched_tokens * per_token / GIB, vocab_rows * 4 / GIB, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False)
     hidden = ACTIVATION_BASE_GIB + ACTIVATION_HIDDEN_BUFFERS * batched_tokens * arch.hidden_size * DTYPE_BYTES / GIB
     flashinfer = eng.flashinfer_sampler if ctx.req.flashinfer_sampler is None else ctx.req.flashinfer_sampler
-    sampler = (SAMPLER_FLASHINFER_BYTES if flashinfer else SAMPLER_FP32_COPIES * 4) * vocab_rows / GIB
+    sampler = sampler_warmup_bytes(ctx, max_num_seqs, flashinfer) / GIB
     dense = 0.0
     if len(arch.moe_layers) < arch.num_layers:
         per_inner = 3 if arch.gated_mlp else 2  # gate+up output and the activation, per intermediate channel
@@ -671,8 +762,24 @@ def profile_terms(ctx: _Context, tp: int, batched_tokens: int, max_num_seqs: int
         fused_moe_workspace=_moe_workspace_bytes(arch, tp, batched_tokens, ep) / GIB,
         mla_prefill_workspace=_mla_workspace_bytes(ctx, tp, max_num_seqs) / GIB,
         mm_encoder_peak=encoder_peak, mm_encoder_outputs=encoder_out, penalties_state=penalties / GIB,
-        moe_persistent=eng.persistent_profile_buffers,
+        moe_persistent=eng.persistent_profile_buffers or (eng.moe_workspace_cached and not _mxfp4_experts(arch)),
     )
+
+
+def _mxfp4_experts(arch: Architecture) -> bool:
+    return arch.quantization is not None and arch.quantization.method == "mxfp4"
+
+
+def sampler_warmup_bytes(ctx: _Context, max_num_seqs: int, flashinfer: bool) -> float:
+    """The sampler warm-up on max_num_seqs rows of the full vocabulary (see the SAMPLER_* constants)."""
+    vocab = ctx.arch.vocab_size
+    rows = max_num_seqs * vocab
+    if flashinfer:
+        return SAMPLER_FLASHINFER_BYTES * rows
+    if ctx.engine.triton_sampler and max_num_seqs >= 8:  # smaller batches still sort (apply_top_k_top_p)
+        programs = min(ctx.gpu.sm_count or SM_COUNT_ASSUMED, max_num_seqs)
+        return SAMPLER_TRITON_BYTES * rows + programs * vocab * 4
+    return SAMPLER_FP32_COPIES * 4 * rows
 
 
 def _moe_workspace_bytes(arch: Architecture, tp: int, tokens: int, ep: bool) -> float:
@@ -801,7 +908,7 @@ def _memory(ctx: _Context, tp: int, ep: bool, batched: int, seqs: int) -> _Memor
     arch = ctx.arch
     weights = _weights(ctx, tp, ep).bytes / GIB
     terms = profile_terms(ctx, tp, batched, seqs, ep)
-    other = non_torch_gib(tp)
+    other = non_torch_gib(tp, ctx.engine)
     graphs = cuda_graph_gib(ctx, seqs, batched)
     kv = ctx.requested_gib - weights - terms.total - other - graphs
     layout = layout_for(ctx, tp, batched)
@@ -809,7 +916,7 @@ def _memory(ctx: _Context, tp: int, ep: bool, batched: int, seqs: int) -> _Memor
     usable = max(0, blocks - 1)  # BlockPool holds one null block back (kv_cache_planning.py)
     need_max = layout.blocks_per_request(ctx.max_model_len)
     need_profile = layout.blocks_per_request(ctx.profile_tokens)
-    tokens = int(blocks / need_max * ctx.max_model_len) if layout.hybrid else blocks * layout.block_size
+    tokens = kv_cache_tokens(layout, blocks, ctx.max_model_len, ctx.engine)
     return _Memory(
         weights_gib=weights, activation_gib=terms.total, non_torch_gib=other, cuda_graph_gib=graphs, kv_gib=kv,
         kv_bytes_per_token=kv_bytes_per_token(arch, tp, ctx.kv_dtype_bytes), num_blocks=blocks, kv_tokens=tokens,
@@ -817,6 +924,17 @@ def _memory(ctx: _Context, tp: int, ep: bool, batched: int, seqs: int) -> _Memor
         holds_one=usable >= need_max, headroom=usable >= need_max + HEADROOM_REQUESTS * need_profile,
         terms=terms, layout=layout,
     )
+
+
+def kv_cache_tokens(layout: KVLayout, blocks: int, max_model_len: int, engine: Engine) -> int:
+    """vLLM's "GPU KV cache size": blocks x block size for one group; for a hybrid
+    layout int(max concurrency x max_model_len) in 0.33 (get_kv_cache_capacity), and
+    num_blocks // groups x block_size before (kv_cache_utils.py, 0.11.1 and 0.19.0)."""
+    if not layout.hybrid:
+        return blocks * layout.block_size
+    if engine.v033:
+        return int(blocks / layout.blocks_per_request(max_model_len) * max_model_len)
+    return blocks // len(layout.groups) * layout.block_size
 
 
 def _fit_problem(ctx: _Context, tp: int, mem: _Memory) -> str | None:
@@ -926,7 +1044,8 @@ def _nodes_needed(ctx: _Context) -> int:
         return 0
     batched, seqs = batch_defaults(ctx)
     weights = _weights(ctx, tp, ep).bytes / GIB
-    overhead = profile_terms(ctx, tp, batched, seqs, ep).total + non_torch_gib(tp) + cuda_graph_gib(ctx, seqs, batched)
+    overhead = (profile_terms(ctx, tp, batched, seqs, ep).total + non_torch_gib(tp, ctx.engine)
+                + cuda_graph_gib(ctx, seqs, batched))
     per_gpu = ctx.requested_gib - overhead
     if per_gpu <= 0:
         return 0
@@ -1176,8 +1295,7 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "weights_gib_total": f"checkpoint size from the architecture: {param_count(arch) / 1e9:.2f}B parameters, {quant}",
         "weights_gib_per_gpu": _explain_weights(ctx, s),
         "activation_gib": _explain_activation(ctx, s),
-        "non_torch_gib": (f"NCCL and cuBLAS buffers: {NON_TORCH_GIB_TP1} GiB at TP1, {NON_TORCH_GIB_MULTI} at TP>=2 "
-                          "(llm-d-benchmark H100 logs, facts §5)"),
+        "non_torch_gib": non_torch_explanation(s.tp, ctx.engine),
         "cuda_graph_gib": _explain_graphs(ctx, s),
         "kv_cache_gib_per_gpu": (f"{ctx.requested_gib:.2f} budget - {s.weights_gib:.2f} weights - {s.activation_gib:.2f} activation "
                                  f"- {s.non_torch_gib:.2f} non-torch - {s.cuda_graph_gib:.2f} CUDA graphs "
@@ -1185,7 +1303,9 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "kv_bytes_per_token_per_gpu": _explain_bytes_per_token(ctx, s),
         "kv_layer_groups": _explain_groups(ctx, s),
         "profile_terms_gib": ("the profile run's named terms (GiB); activation = hidden buffers + persistent terms "
-                              "(penalties state, 0.33 fused-MoE workspace) + encoder outputs + the largest transient "
+                              + ("(penalties state, 0.33 fused-MoE workspace)" if ctx.engine.v033 else
+                                 "(the fused-MoE workspace, cached from vLLM 0.15)")
+                              + " + encoder outputs + the largest transient "
                               "(sampler warm-up, MLP intermediate, MLA workspace, encoder peak)"),
         "kv_cache_tokens": _explain_tokens(ctx, s),
         "max_model_len": "--max-model-len" if req.max_model_len else "the model's context length (vLLM's default)",
@@ -1338,10 +1458,18 @@ def _explain_activation(ctx: _Context, s: _Sizing) -> str:
         transient["fused-MoE workspace"] = t.fused_moe_workspace
     shown = ", ".join(f"{k} {v:.2f}" for k, v in transient.items() if v)
     flashinfer = ctx.engine.flashinfer_sampler if ctx.req.flashinfer_sampler is None else ctx.req.flashinfer_sampler
-    sampler = (f"FlashInfer sampler, {SAMPLER_FLASHINFER_BYTES} B x {s.max_num_seqs} seqs x vocab" if flashinfer
-               else f"{SAMPLER_FP32_COPIES} x {s.max_num_seqs} seqs x vocab x 4 B")
-    return (" + ".join(named) + f" + max({shown}) GiB; sampler warm-up {sampler}; hidden buffers and the "
-            "native sampler's copies fitted on llm-d-benchmark H100 logs")
+    if flashinfer:
+        sampler = f"FlashInfer sampler, {SAMPLER_FLASHINFER_BYTES} B x {s.max_num_seqs} seqs x vocab"
+        fitted = "hidden buffers fitted"
+    elif ctx.engine.triton_sampler and s.max_num_seqs >= 8:
+        sm = ctx.gpu.sm_count or SM_COUNT_ASSUMED
+        sampler = (f"Triton top-k/top-p (vLLM 0.17+), {SAMPLER_TRITON_BYTES} B x {s.max_num_seqs} seqs x vocab "
+                   f"+ {min(sm, s.max_num_seqs)} fp32 vocab rows" + ("" if ctx.gpu.sm_count else " (SM count assumed)"))
+        fitted = "hidden buffers fitted"
+    else:
+        sampler = f"{SAMPLER_FP32_COPIES} x {s.max_num_seqs} seqs x vocab x 4 B"
+        fitted = "hidden buffers and the native sampler's copies fitted"
+    return " + ".join(named) + f" + max({shown}) GiB; sampler warm-up {sampler}; {fitted} on llm-d-benchmark H100 logs"
 
 
 def _explain_graphs(ctx: _Context, s: _Sizing) -> str:
@@ -1357,9 +1485,12 @@ def _explain_graphs(ctx: _Context, s: _Sizing) -> str:
 
 
 def _explain_tokens(ctx: _Context, s: _Sizing) -> str:
-    if s.layout.hybrid:
+    if s.layout.hybrid and ctx.engine.v033:
         return (f"{s.num_blocks} blocks / {s.layout.blocks_per_request(ctx.max_model_len)} blocks per "
                 f"{ctx.max_model_len}-token request x {ctx.max_model_len} (vLLM's get_kv_cache_capacity)")
+    if s.layout.hybrid:
+        return (f"{s.num_blocks} blocks // {len(s.layout.groups)} groups x {s.layout.block_size} tokens "
+                "(what vLLM before 0.33 logs as GPU KV cache size, kv_cache_utils.py)")
     return (f"{s.kv_gib:.2f} GiB / ({len(s.layout.groups[0].layers)} layers x {s.layout.page_bytes} B pages), "
             f"rounded down to {s.num_blocks} blocks of {s.layout.block_size}")
 
