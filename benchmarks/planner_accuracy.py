@@ -286,9 +286,24 @@ CASES = [
           ("mixtral-8x7b", 2, 28.44, 465936, "mistralai-mixtral-8x7b-i--h100-80gb--tp2pp1dp1--8192.log",
            ("weights memory: 43.51GiB; torch peak memory increase: 1.21GiB; non-torch forward increase memory: 2.07GiB; "
             "Available KV cache memory: 28.44 GiB; GPU KV cache size: 465,936 tokens")),
+          ("gemma-2-9b", 1, 54.12, 168880, "google-gemma-2-9b-it--h100-80gb--tp1pp1dp1--8192.log",
+           ("weights memory: 17.22GiB; torch peak memory increase: 3.65GiB; non-torch forward increase memory: 0.25GiB; "
+            "Available KV cache memory: 54.12 GiB; GPU KV cache size: 168,880 tokens")),
+          ("gemma-2-27b", 1, 20.59, 58672, "google-gemma-2-27b-it--h100-80gb--tp1pp1dp1--8192.log",
+           ("weights memory: 50.72GiB; torch peak memory increase: 3.66GiB; non-torch forward increase memory: 0.26GiB; "
+            "Available KV cache memory: 20.59 GiB; GPU KV cache size: 58,672 tokens")),
           ("qwen2.5-72b", 2, 3.04, 19920, "qwen-qwen2-5-72b-instruc--h100-80gb--tp2pp1dp1--8192.log",
            ("weights memory: 67.8GiB; torch peak memory increase: 2.29GiB; non-torch forward increase memory: 2.09GiB; "
             "Available KV cache memory: 3.04 GiB; GPU KV cache size: 19,920 tokens")),
+      )],
+    # --kv-cache-dtype fp8 (same weights and activation, half the bytes per token)
+    *[Case(model, 1, 8192, kv, True, LLMD_PLANNER_LOGS + log, quote, vllm_version="0.19.0", utilization=0.95,
+           logged_tokens=tokens, env={"kv_cache_dtype": "fp8"})
+      for model, kv, tokens, log, quote in (
+          ("llama-3.1-8b", 58.11, 952032, "meta-llama---h100-80gb--tp1pp1dp1--8192-dtbf16-kvfp8.log",
+           "kv_cache_dtype=fp8; Available KV cache memory: 58.11 GiB; GPU KV cache size: 952,032 tokens"),
+          ("qwen2.5-7b", 58.53, 2192000, "qwen-qwen2---h100-80gb--tp1pp1dp1--8192-dtbf16-kvfp8.log",
+           "kv_cache_dtype=fp8; Available KV cache memory: 58.53 GiB; GPU KV cache size: 2,192,000 tokens"),
       )],
     # Checked: the same sweep's Qwen3-14B across releases (parsed log figures): the sorting sampler up to
     # 0.16 (5.64 GiB), the Triton sampler from 0.17 (2.23), graph profiling in the non-torch from 0.18 (0.25).
@@ -396,7 +411,8 @@ def run(case: Case, tmp: Path) -> Result:
     if case.logged_tokens and case.logged_gib:
         arch = catalog.resolve_model(req.model).arch
         eng = planner.engine_for(case.vllm_version)
-        layout = planner.kv_layout(arch, case.tp, 2, result.max_num_batched_tokens, block_size=case.block_size,
+        kv_bytes = 1 if case.env.get("kv_cache_dtype", "auto").startswith("fp8") else 2
+        layout = planner.kv_layout(arch, case.tp, kv_bytes, result.max_num_batched_tokens, block_size=case.block_size,
                                    in_flight_batches=eng.in_flight_batches, chunked_hybrid=eng.chunked_hybrid,
                                    mamba_align=eng.mamba_align)
         blocks = layout.num_blocks(case.logged_gib * GIB)
