@@ -69,7 +69,7 @@ def new_model(
     replicas: Optional[str] = typer.Option(None, "--replicas", help="MIN:MAX for KEDA (default from env and plan)."),
     tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", min=1),
     gpu_memory_utilization: Optional[float] = typer.Option(
-        None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM (default 0.9)."
+        None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM (default: vLLM's, 0.92 in 0.33)."
     ),
     kv_cache_dtype: Optional[KvDtype] = typer.Option(None, "--kv-cache-dtype", help="fp8 halves KV bytes per token."),
     prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", help="Prometheus KEDA queries."),

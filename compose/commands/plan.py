@@ -30,11 +30,15 @@ def plan_cmd(
     gpu: Optional[str] = typer.Option(None, "--gpu", help="Catalog GPU (see `compose gpus`)."),
     gpu_memory_gib: Optional[float] = typer.Option(None, "--gpu-memory-gib", help="Total GiB of another GPU, as CUDA reports it."),
     tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", "-tp", help="Default: the smallest that fits on one node."),
-    gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization", help="Fraction of each GPU vLLM may use."),
+    gpu_memory_utilization: Optional[float] = typer.Option(
+        None, "--gpu-memory-utilization", help="Fraction of each GPU vLLM may use (default: vLLM's, 0.92 in 0.33)."),
     max_model_len: Optional[int] = typer.Option(None, "--max-model-len", help="Default: the model's context length."),
     max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens", help="Default: vLLM's for the GPU."),
     max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help="Default: vLLM's, capped by the KV cache."),
     kv_cache_dtype: str = typer.Option("auto", "--kv-cache-dtype", help="auto or fp8."),
+    enable_expert_parallel: Optional[bool] = typer.Option(
+        None, "--enable-expert-parallel/--no-expert-parallel",
+        help="Deal MoE experts out whole over the GPUs (default: only when TP cannot split them)."),
     gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", help="Default: from the GPU catalog."),
     prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", help="Request profile: prompt length (default 1024)."),
     output_tokens: Optional[int] = typer.Option(None, "--output-tokens", help="Request profile: max output tokens (default 256)."),
@@ -59,6 +63,7 @@ def plan_cmd(
         model=model, gpu=gpu, gpu_memory_gib=gpu_memory_gib, tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, kv_cache_dtype=kv_cache_dtype,
+        enable_expert_parallel=enable_expert_parallel,
         gpus_per_node=gpus_per_node, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         target_rps=target_rps, spot_notice_seconds=spot_notice_seconds, vllm_version=vllm_version,
     )
@@ -73,7 +78,8 @@ def plan_cmd(
 
 
 def format_plan(result) -> str:
-    """The plan as a table: figure, value, and how it was derived."""
+    """The plan as a table: figure, value, and how it was derived; the KV layer
+    groups and the profile terms follow as indented rows under their figure."""
     skip = {"request", "explanations"}
     rows = [(f.name, _cell(getattr(result, f.name))) for f in dataclasses.fields(result) if f.name not in skip]
     width = max(len(k) for k, _ in rows)
@@ -83,7 +89,18 @@ def format_plan(result) -> str:
     lines = [head, "", f"{'figure'.ljust(width)}  {'value'.ljust(value_width)}  how it was derived"]
     for key, value in rows:
         lines.append(f"{key.ljust(width)}  {value.ljust(value_width)}  {result.explanations.get(key, '')}")
+        for sub in _sub_rows(key, getattr(result, key)):
+            lines.append(f"  {sub}")
     return "\n".join(lines)
+
+
+def _sub_rows(key: str, value) -> list[str]:
+    """One line per KV layer group kind, or per non-zero profile term."""
+    if key == "kv_layer_groups":
+        return [", ".join(f"{k} {v}" for k, v in group.items()) for group in value]
+    if key == "profile_terms_gib":
+        return [f"{name}: {gib} GiB" for name, gib in value.items() if gib]
+    return []
 
 
 def _cell(value) -> str:
@@ -91,6 +108,10 @@ def _cell(value) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list):
+        return f"{len(value)} kind(s), below"
+    if isinstance(value, dict):
+        return f"{sum(1 for v in value.values() if v)} term(s), below"
     return str(value)
 
 

@@ -39,6 +39,8 @@ def patch_model_args(plan: dict) -> dict:
     ]
     if plan.get("kv_cache_dtype", "auto") != "auto":
         args.insert(-3, f"--kv-cache-dtype={plan['kv_cache_dtype']}")
+    if plan.get("enable_expert_parallel"):  # the planner chose to deal MoE experts out over the GPUs
+        args.insert(5, "--enable-expert-parallel")
     env = [
         {"name": "HF_MODEL_ID", "value": plan["hf_repo"]},
         {"name": "HF_REVISION", "value": plan.get("revision") or "main"},
