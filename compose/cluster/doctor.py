@@ -453,16 +453,29 @@ DEVICE_PLUGIN_LABELS = (
 DEVICE_PLUGIN_IMAGES = ("k8s-device-plugin", "nvidia-gpu-device-plugin")
 
 
+GPU_LABELS = ("nvidia.com/gpu.present", "cloud.google.com/gke-accelerator", "karpenter.k8s.aws/instance-gpu-name",
+              "kubernetes.azure.com/accelerator", "nvidia.com/gpu.count", "karpenter.k8s.aws/instance-gpu-count",
+              "feature.node.kubernetes.io/pci-10de.present")
+
+
+def _gpu_key(key: str) -> bool:
+    return key in GPU_LABELS
+
+
+def _gpu_label(key: str, value: str) -> bool:
+    """Whether a node label says something about GPUs (well-known, or `gpu`/`accelerator` in it)."""
+    if key in ("kubernetes.io/hostname",) or key.startswith("vllm-compose.test/"):
+        return False
+    if key.endswith("gpu-count") and value in ("0", ""):
+        return False
+    text = f"{key}={value}".lower()
+    return _gpu_key(key) or "gpu" in text or "accelerator" in key.lower()
+
+
 def gpu_hint(labels: dict[str, str]) -> str | None:
-    """A label that says "this node has a GPU", or None."""
-    for k, v in sorted(labels.items()):
-        if k.endswith("instance-gpu-count") and v in ("0", ""):
-            continue
-        if k in ("karpenter.k8s.aws/instance-gpu-count", "nvidia.com/gpu.present", "nvidia.com/gpu.count",
-                 "cloud.google.com/gke-accelerator", "kubernetes.azure.com/accelerator",
-                 "feature.node.kubernetes.io/pci-10de.present") or "gpu" in k.lower() or "gpu" in str(v).lower():
-            if k.startswith("vllm-compose.test/"):
-                continue
+    """A label that says "this node has a GPU", or None (well-known labels first)."""
+    for k, v in sorted(labels.items(), key=lambda kv: (kv[0] not in GPU_LABELS or GPU_LABELS.index(kv[0]), kv[0])):
+        if _gpu_label(k, v):
             return f"{k}={v}"
     return None
 
@@ -734,18 +747,20 @@ def nearest_miss(placement: scheduling.Placement, cloud: str | None, nodes: Iter
     first = best.misses[0]
     found_cloud = node_cloud(dict(best.labels)) if best.kind == "node" else "eks"
     parts = []
-    for m in best.misses[:3]:
-        if m.filter in ("NodeAffinity",) or (m.filter == "NodePool" and m.reasons == (scheduling.R_AFFINITY,) and best.kind == "node"):
-            req = m.data.get("requirement") or {}
-            want = scheduling._requirement_text(req, {}).split(", has")[0][len("requires "):]
-            carry = [f"`{k}={v}`" for k, v in sorted(best.labels.items())
-                     if (("gpu" in k.lower() or "gpu" in str(v).lower() or "accelerator" in k.lower()) and k != req.get("key")
-                         and not k.startswith("vllm-compose.test/"))][:2]
-            parts.append(f"{'they carry' if len(same) > 1 else 'it carries'} {', '.join(carry)}, the overlay requires {want}" if carry
-                         else f"the overlay requires {want}, {'they have' if len(same) > 1 else 'it has'} no `{req.get('key')}` label")
-        else:
-            parts.append(m.detail)
-    line = f"nearest: {subject}: " + "; ".join(parts) + (f" (+{len(best.misses) - 3} more)" if len(best.misses) > 3 else "")
+    wants = [m for m in best.misses if m.filter == "NodeAffinity"]
+    if wants:
+        keys = {(m.data.get("requirement") or {}).get("key") for m in wants}
+        want = ", ".join(scheduling._requirement_text(m.data.get("requirement") or {}, {}).split(", has")[0][len("requires "):]
+                         for m in wants)
+        carry = [f"`{k}={v}`" for k, v in sorted(best.labels.items(), key=lambda kv: (not _gpu_key(kv[0]), kv[0]))
+                 if _gpu_label(k, v) and k not in keys][:2]
+        they = "they carry" if len(same) > 1 else "it carries"
+        parts.append(f"{they} {', '.join(carry)}, the overlay requires {want}" if carry
+                     else f"the overlay requires {want}, which {'they lack' if len(same) > 1 else 'it lacks'}")
+    parts += [m.detail for m in best.misses if m.filter != "NodeAffinity"]
+    extra = len(parts) - 3
+    parts = parts[:3]
+    line = f"nearest: {subject}: " + "; ".join(parts) + (f" (+{extra} more)" if extra > 0 else "")
     if best.kind == "nodepool":
         return line, _nodepool_fix(first, best.name)
     if first.filter == "NodeAffinity" and cloud and found_cloud and found_cloud != cloud:

@@ -181,6 +181,21 @@ def kubeconfig_paths(kubeconfig: str | Path | None) -> tuple[list[Path], str]:
     return ([default] if default.is_file() else []), "~/.kube/config"
 
 
+def first_current_context(paths: list[Path]) -> str | None:
+    """kubectl's rule: the first file of the list that sets current-context wins
+    (the Python client's merger would take the last)."""
+    import yaml
+
+    for path in paths:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and doc.get("current-context"):
+            return str(doc["current-context"])
+    return None
+
+
 def connect(kubeconfig: str | Path | None = None, context: str | None = None,
             timeout: tuple[float, float] = DEFAULT_TIMEOUT, check: bool = True) -> Cluster:
     """A read-only Cluster for the resolved kubeconfig and context. With `check`,
@@ -196,9 +211,9 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
     joined = os.pathsep.join(str(p) for p in paths)
     try:
         if paths:
-            contexts, current = config.list_kube_config_contexts(config_file=joined)
+            contexts, _ = config.list_kube_config_contexts(config_file=joined)
             names = [c["name"] for c in contexts or []]
-            chosen = context or (current or {}).get("name")
+            chosen = context or first_current_context(paths)
             if context and context not in names:
                 raise InvalidInput(f"--context {context}: no such context in {joined} (have: {', '.join(names) or 'none'})")
             if not chosen:

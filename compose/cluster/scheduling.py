@@ -404,7 +404,8 @@ def _resource_misses(pod: Pod, alloc: Mapping[str, int], used: Mapping[str, int]
     max_pods = alloc.get("pods", 110)
     if count + 1 > max_pods:
         out.append(Miss("NodeResourcesFit", (R_PODS,), f"already runs {count} of {max_pods} pods", "pods"))
-    for name, need in sorted(pod.requests.items(), key=lambda kv: (kv[0] not in NATIVE, kv[0])):
+    # GPUs first: the reason people act on; the scheduler lists every insufficient resource anyway.
+    for name, need in sorted(pod.requests.items(), key=lambda kv: (kv[0] not in GPU_RESOURCES, kv[0] not in NATIVE, kv[0])):
         if name == "pods" or need <= 0:
             continue
         free = alloc.get(name, 0) - used.get(name, 0)
@@ -412,7 +413,7 @@ def _resource_misses(pod: Pod, alloc: Mapping[str, int], used: Mapping[str, int]
             have = alloc.get(name, 0)
             if have == 0:
                 detail = f"needs {quantity.human(name, need)} {name}, the node advertises none"
-            elif used.get(name):
+            elif used.get(name) and need <= have:
                 detail = (f"needs {quantity.human(name, need)} {name}, {quantity.human(name, max(free, 0))} of "
                           f"{quantity.human(name, have)} free (requested by {len(on_node)} pod(s): {', '.join(on_node[:3])})")
             else:
