@@ -145,7 +145,7 @@ def _pod_row(cluster: Cluster, pod: dict, events: list[dict], now: datetime, log
     def row(state: str, why: str, level: str) -> PodRow:
         if oom and "OOMKilled" not in why:
             why = "; ".join([why] + oom) if why else "; ".join(oom)
-            level = "fail" if level != "fail" else level
+            level = "fail" if level == "fail" else "warn"  # an earlier OOM kill: worth a look, not an outage
         if restarts and why and "restart" not in why:
             why += f"; {restarts} restart(s)"
         return PodRow(name, spec.get("nodeName") or "-", phase, ready, restarts, state, why, level)
