@@ -752,8 +752,11 @@ def nearest_miss(placement: scheduling.Placement, cloud: str | None, nodes: Iter
         keys = {(m.data.get("requirement") or {}).get("key") for m in wants}
         want = ", ".join(scheduling._requirement_text(m.data.get("requirement") or {}, {}).split(", has")[0][len("requires "):]
                          for m in wants)
-        carry = [f"`{k}={v}`" for k, v in sorted(best.labels.items(), key=lambda kv: (not _gpu_key(kv[0]), kv[0]))
-                 if _gpu_label(k, v) and k not in keys][:2]
+        # What the node has instead: its own value of a required key first, then its GPU labels.
+        carry = [f"`{k}={best.labels[k]}`" for k in sorted(k for k in keys if k in best.labels)]
+        carry += [f"`{k}={v}`" for k, v in sorted(best.labels.items(), key=lambda kv: (not _gpu_key(kv[0]), kv[0]))
+                  if _gpu_label(k, v) and k not in keys]
+        carry = carry[:2]
         they = "they carry" if len(same) > 1 else "it carries"
         parts.append(f"{they} {', '.join(carry)}, the overlay requires {want}" if carry
                      else f"the overlay requires {want}, which {'they lack' if len(same) > 1 else 'it lacks'}")
