@@ -119,6 +119,8 @@ class Cluster:
             )
             resp = self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
             resp.read()
+        except (TypeError, AttributeError, KeyError, NameError):  # our bugs stay bugs
+            raise
         except Exception as err:  # urllib3 / ssl / exec-plugin failures: nothing answered
             raise ClusterUnreachable(self._unreachable(err)) from None
         status, data = resp.status, resp.data or b""
