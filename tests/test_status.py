@@ -84,8 +84,8 @@ def applied(control_plane, cluster_crds):
 
     yield apply
     for a in done:
-        for ns in a.namespaces:  # gone, not Terminating: later tests may apply the same overlay
-            delete_namespace(cp, ns, wait=True)
+        for ns in a.namespaces:
+            delete_namespace(cp, ns)
         for sc in a.storage_classes:
             cp.api.delete(f"/apis/storage.k8s.io/v1/storageclasses/{sc}")
         for rc in a.runtime_classes:
