@@ -354,7 +354,7 @@ def test_gpu_node_without_device_plugin(cp):
                                capacity={k: v for k, v in fn.K3S_1GPU.capacity.items() if k != "nvidia.com/gpu"},
                                allocatable={k: v for k, v in fn.K3S_1GPU.allocatable.items() if k != "nvidia.com/gpu"})
     runtime_class(cp)
-    with fn.node_set(cp, [dark]) as nodes:
+    with fn.node_set(cp, [dark]):
         _, _, checks = doctor(cp, "dev-8b")
         d = checks["device-plugin"]
         assert d["status"] == "fail" and "look like GPU nodes (nvidia.com/gpu.present=true" in d["saw"] and "advertise no nvidia.com/gpu" in d["saw"], d

@@ -525,7 +525,7 @@ def check_device_plugin(facts: Facts) -> list[Check]:
                f"{', '.join(sample)}{' …' if len(dark) > 4 else ''}")
         if plugins:
             saw += f"; device-plugin DaemonSet(s): {ds_text}"
-            ns, name = plugins[0]["metadata"]["namespace"], plugins[0]["metadata"]["name"]
+            ns = plugins[0]["metadata"]["namespace"]
             fix = (f"the device plugin does not run (or fails) on those nodes: kubectl -n {ns} get pods -o wide -l "
                    f"{_selector_text(plugins[0])}; check its node affinity and tolerations match them")
         else:
@@ -722,8 +722,8 @@ def _resource_fix(miss: scheduling.Miss, verdict: scheduling.Verdict, largest: i
         return f"{need} {res} must be free on one node: scale down the pods that hold them, or add a node"
     if res == "pods":
         return "the node is at its pod limit: add nodes or raise maxPods"
-    return (f"use a larger node, or lower the request (`compose plan` sizes cpu_request and memory_request_gib; "
-            f"the download init container asks for its own)")
+    return ("use a larger node, or lower the request (`compose plan` sizes cpu_request and memory_request_gib; "
+            "the download init container asks for its own)")
 
 
 def _nodepool_fix(miss: scheduling.Miss, pool: str) -> str:
@@ -871,10 +871,6 @@ def render_text(report: Report) -> str:
     n = report.counts()
     lines.append(f"{n[FAIL]} fail, {n[WARN]} warn, {n[OK]} ok")
     return "\n".join(lines)
-
-
-def to_json_dict(report: Report) -> dict:
-    return report.to_dict()
 
 
 __all__ = ["Check", "Report", "run", "render_text", "SCHEMA", "Facts", "nearest_miss", "service_of", "node_cloud"]

@@ -16,7 +16,6 @@ import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 from compose.cluster.doctor import service_of
 from compose.cluster.kube import Cluster
@@ -186,7 +185,7 @@ def _pod_row(cluster: Cluster, pod: dict, events: list[dict], now: datetime, log
                     why += f" (log unavailable: {str(err)[:80]})"
             return row(label, why, "warn")
         if term:
-            return row(f"Init:Error", f"{c['name']} exited {term.get('exitCode')}: {term.get('reason', '')} {term.get('message', '')}".strip(), "fail")
+            return row("Init:Error", f"{c['name']} exited {term.get('exitCode')}: {term.get('reason', '')} {term.get('message', '')}".strip(), "fail")
     if phase in ("Failed", "Succeeded"):
         return row(phase, st.get("reason", "") + (": " + st.get("message", "") if st.get("message") else ""), "fail")
     for c in containers:
