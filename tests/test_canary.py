@@ -40,13 +40,15 @@ def repo(pristine, tmp_path) -> Path:
     return root
 
 
-def start(root: Path, name: str = STABLE, **kw) -> list:
-    """Plan, validate and apply `canary start`; the changes it reported."""
+def start(root: Path, name: str = STABLE, validate: bool = False, **kw) -> list:
+    """Plan (and with `validate`, check in staging) and apply `canary start`; the changes it
+    reported. The CLI always validates; tests that check the result themselves skip it."""
     kw.setdefault("weight", 10)
     if not any(k in kw for k in ("image", "vllm_version", "revision", "sets")):
         kw["image"] = IMAGE
     change = canary.plan_start(root, name, **kw)
-    canary.validate(root, change)
+    if validate:
+        canary.validate(root, change)
     return canary.apply_change(root, change)
 
 
@@ -70,7 +72,7 @@ def check_all(root: Path, crds: Path) -> list[str]:
 
 def test_start_writes_one_change_the_canary_and_the_split(repo, crds):
     before = tree(repo)
-    applied = start(repo, weight=10)
+    applied = start(repo, weight=10, validate=True)
     after = tree(repo)
     changed = sorted(k for k in after.keys() | before.keys() if after.get(k) != before.get(k))
     assert changed == sorted(
@@ -213,7 +215,6 @@ def test_set_weight_changes_only_the_stable_route_and_its_alerts(repo, crds):
     start(repo, weight=10)
     before = tree(repo)
     change = canary.plan_set_weight(repo, CANARY, 35)  # the canary's name works too
-    canary.validate(repo, change)
     canary.apply_change(repo, change)
     after = tree(repo)
     changed = sorted(k for k in after if after[k] != before.get(k))
@@ -228,12 +229,10 @@ def test_set_weight_changes_only_the_stable_route_and_its_alerts(repo, crds):
     assert check_all(repo, crds) == []
 
 
-def test_abort_restores_the_stable_overlay_byte_for_byte(repo, crds):
+def test_abort_restores_the_stable_overlay_byte_for_byte(repo):
     before = tree(repo)
     start(repo, weight=20)
-    change = canary.plan_abort(repo, STABLE)
-    canary.validate(repo, change)
-    canary.apply_change(repo, change)
+    canary.apply_change(repo, canary.plan_abort(repo, STABLE))
     assert tree(repo) == before
     assert not (repo / "overlays" / CANARY).exists()
 
