@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from compose import __version__
-from compose.commands import cluster, gitops, overlay, plan
+from compose.commands import canary, cluster, gitops, overlay, plan
 
 app = typer.Typer(
     name="compose",
@@ -32,7 +32,7 @@ def _root(
     """Plan, generate, validate and publish vLLM overlays for Kubernetes."""
 
 
-for _module in (plan, overlay, gitops, cluster):
+for _module in (plan, overlay, gitops, canary, cluster):
     _module.register(app)
 
 

@@ -444,7 +444,8 @@ def test_sync_policy_of_every_application(repo: Path):
     assert "CreateNamespace=true" in models["template"]["spec"]["syncPolicy"]["syncOptions"]
     assert models["goTemplate"] is True
     assert models["template"]["metadata"]["name"] == "{{.path.basename}}"
-    assert models["template"]["spec"]["destination"]["namespace"] == "{{.path.basename}}"
+    # A canary (overlays/<x>-canary) deploys into its stable overlay's namespace <x>.
+    assert models["template"]["spec"]["destination"]["namespace"] == '{{ trimSuffix "-canary" .path.basename }}'
     assert models["template"]["spec"]["source"]["path"] == "{{.path.path}}"
 
 

@@ -59,6 +59,8 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "runtime-class-missing-on-k3s": ("runtime-class", "runtimeClassName", ("unset on k3s",)),
     "rwo-cache-on-gke": ("rwo-cache-only-on-k3s", "spec.accessModes", ("ReadWriteOnce on gke", "Multi-Attach")),
     "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
+    "route-backend-without-port": ("route-backends", "backendRefs[vllm]", ("Service backend without a port",)),
+    "pool-wrong-target-port": ("inference-pool", "spec.targetPorts", ("target port 9000",)),
 }
 
 

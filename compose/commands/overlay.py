@@ -33,6 +33,21 @@ class KvDtype(str, Enum):
     fp8 = "fp8"
 
 
+class Router(str, Enum):
+    service = "service"
+    inference_pool = "inference-pool"
+
+
+class Mesh(str, Enum):
+    istio = "istio"
+
+
+class RouteMatch(str, Enum):
+    header = "header"
+    path = "path"
+    both = "both"
+
+
 class Fmt(str, Enum):
     text = "text"
     json = "json"
@@ -73,6 +88,26 @@ def new_model(
     ),
     kv_cache_dtype: Optional[KvDtype] = typer.Option(None, "--kv-cache-dtype", help="fp8 halves KV bytes per token."),
     prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", help="Prometheus KEDA queries."),
+    image: Optional[str] = typer.Option(
+        None, "--image", help="Another vLLM image, pinned: a reference, or a tag of vllm/vllm-openai "
+        "(default: the base's v0.33.0)."
+    ),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="Hub commit SHA of the weights (default: the catalog's pinned revision)."
+    ),
+    gateway: Optional[str] = typer.Option(
+        None, "--gateway", help="NS/NAME of the shared Gateway to route from (adds the gateway component)."
+    ),
+    hostname: Optional[str] = typer.Option(None, "--hostname", help="The route's hostname (default: any)."),
+    route_match: Optional[RouteMatch] = typer.Option(
+        None, "--route-match", help="Match the model header (body-based router), the /<overlay> path, or both (default)."
+    ),
+    router: Optional[Router] = typer.Option(
+        None, "--router", help="service (default), or inference-pool: the Inference Extension's endpoint picker."
+    ),
+    mesh: Optional[Mesh] = typer.Option(
+        None, "--mesh", help="istio: VirtualService + DestinationRule (Istio's API) for the route."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
     force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),
     repo: Optional[Path] = RepoOpt,
@@ -80,8 +115,10 @@ def new_model(
     """Plan a model and write its overlay.
 
     Example: compose new-model qwen2.5-7b --cloud gke --gpu l4 --spot --target-rps 30
+
+    Behind a shared Gateway: compose new-model qwen2.5-7b --gateway gateway-system/inference
     """
-    from compose.generate import overlay
+    from compose.generate import overlay, routing
 
     root = _root(repo)
     model_arg = model
@@ -108,6 +145,13 @@ def new_model(
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype.value if kv_cache_dtype else None,
+        image=routing.normalize_image(image),
+        revision=revision,
+        gateway=gateway,
+        hostname=hostname,
+        route_match=route_match.value if route_match else None,
+        router=router.value if router else None,
+        mesh=mesh.value if mesh else None,
         **({"prometheus_url": prometheus_url} if prometheus_url else {}),
     )
     result = overlay.write(root, opts, force=force, dry_run=dry_run)

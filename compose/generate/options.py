@@ -61,6 +61,20 @@ class Options:
     gpu_memory_utilization: float | None = None
     kv_cache_dtype: str | None = None
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    # What runs (issue 14): another vLLM image, another Hub revision of the weights.
+    image: str | None = None  # full reference, e.g. vllm/vllm-openai:v0.34.0 (default: the base's pin)
+    revision: str | None = None  # 40-hex Hub commit (default: the catalog's pin)
+    # One endpoint for every model (issue 14; compose/generate/routing.py).
+    gateway: str | None = None  # "NS/NAME": the Gateway the route attaches to
+    hostname: str | None = None  # the route's hostname (default: every hostname of the listener)
+    route_match: str | None = None  # header | path | both (default both)
+    router: str | None = None  # service | inference-pool (default service)
+    mesh: str | None = None  # istio: Istio's own API (VirtualService, DestinationRule)
+    # Canary rollouts (compose canary ...): the stable overlay records the canary's
+    # share of traffic, the canary overlay records whose canary it is.
+    canary_weight: int | None = None
+    canary_of: str | None = None
+    shared_cache: bool | None = None  # the canary mounts its stable overlay's weight cache
 
     def to_inputs(self) -> dict:
         return {k: v for k, v in sorted(dataclasses.asdict(self).items()) if v is not None}

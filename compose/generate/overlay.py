@@ -21,7 +21,7 @@ from compose.core import kustomize, names, yamlio
 from compose.core.errors import InvalidInput, NotOurs, OverlayExists
 from compose.core.writer import CREATED, UNCHANGED, Change, FileSet, apply
 from compose.core.writer import report as writer_report
-from compose.generate import alerts
+from compose.generate import alerts, canaryalerts, routing
 from compose.generate.alerts import (
     KEDA_FAILURE_THRESHOLD,
     KEDA_POLLING_INTERVAL_SECONDS,
@@ -135,7 +135,31 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
 # --------------------------------------------------------------------------- kustomization
 
 _COMPONENTS_PREFIX = "../../components/"
-_MANAGED_COMPONENTS = {f"{_COMPONENTS_PREFIX}{c}" for c in (*clouds_mod.CLOUDS, "spot", "monitoring")}
+_MANAGED_COMPONENTS = {
+    f"{_COMPONENTS_PREFIX}{c}" for c in (*clouds_mod.CLOUDS, "spot", "monitoring", *routing.COMPONENTS)
+}
+# Every patch file compose writes (and may delete when an option goes away).
+ALL_PATCHES = frozenset(PATCH_WHY) | frozenset(routing.PATCH_WHY)
+VLLM_IMAGE = "vllm/vllm-openai"  # the image base/vllm pins (both containers)
+
+
+def image_override(image: str | None) -> dict | None:
+    """The kustomization `images:` entry that swaps the base's vLLM image for `image`."""
+    if image is None:
+        return None
+    ref, _, digest = image.partition("@")
+    name, tag = ref, None
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = ref.rsplit(":", 1)
+    entry: dict = {"name": VLLM_IMAGE}
+    if name != VLLM_IMAGE:
+        entry["newName"] = name
+    if digest:
+        entry["digest"] = digest
+    elif tag:
+        entry["newTag"] = tag
+    return entry
 
 
 def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patches: list[str]) -> dict:
@@ -144,6 +168,15 @@ def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patc
         components.append(f"{_COMPONENTS_PREFIX}spot")
     if opts.monitoring:
         components.append(f"{_COMPONENTS_PREFIX}monitoring")
+    components += [f"{_COMPONENTS_PREFIX}{c}" for c in routing.components(opts)]
+    mutable = {
+        "vllm-compose.io/env": opts.env,
+        "vllm-compose.io/model": names.slugify(plan["slug"]),
+        "vllm-compose.io/gpu": plan["gpu"],
+    }
+    if opts.canary_of is not None:
+        mutable[routing.CANARY_OF_LABEL] = opts.canary_of
+    image = image_override(opts.image)
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -154,15 +187,12 @@ def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patc
         "labels": [
             {"pairs": {"app.kubernetes.io/instance": name}, "includeSelectors": True, "includeTemplates": True},
             {
-                "pairs": {
-                    "vllm-compose.io/env": opts.env,
-                    "vllm-compose.io/model": names.slugify(plan["slug"]),
-                    "vllm-compose.io/gpu": plan["gpu"],
-                },
+                "pairs": mutable,
                 "includeSelectors": False,
                 "includeTemplates": True,
             },
         ],
+        "images": [image] if image else [],
         "patches": [{"path": p} for p in patches],
     }
 
@@ -171,7 +201,9 @@ def _is_managed_entry(key: str, entry: Any) -> bool:
     if key == "components":
         return str(entry) in _MANAGED_COMPONENTS
     if key == "patches":
-        return isinstance(entry, dict) and str(entry.get("path", "")) in PATCH_WHY
+        return isinstance(entry, dict) and str(entry.get("path", "")) in ALL_PATCHES
+    if key == "images":
+        return isinstance(entry, dict) and entry.get("name") == VLLM_IMAGE
     if key == "labels":
         pairs = entry.get("pairs", {}) if isinstance(entry, dict) else {}
         return any(k == "app.kubernetes.io/instance" or str(k).startswith("vllm-compose.io/") for k in pairs)
@@ -194,10 +226,16 @@ def render_kustomization(desired: dict, existing: str | None, name: str) -> str:
         data = CommentedMap()
     for key in ("apiVersion", "kind", "namespace", "namePrefix"):
         data[key] = desired[key]
-    for key in ("resources", "components", "labels", "patches"):
+    for key in ("resources", "components", "labels", "images", "patches"):
         extras = [e for e in (data.get(key) or []) if not _is_managed_entry(key, e)]
-        merged = CommentedSeq(list(desired[key]) + extras)
-        data[key] = merged
+        merged = list(desired[key]) + extras
+        if not merged and key == "images":
+            data.pop(key, None)
+            continue
+        if key == "images" and key not in data:
+            data.insert(list(data.keys()).index("patches") if "patches" in data else len(data), key, CommentedSeq(merged))
+            continue
+        data[key] = CommentedSeq(merged)
     body = yamlio.roundtrip_dump(data)
     # The header is ours; drop any copy of it the round-trip kept as a comment.
     lines = body.splitlines(keepends=True)
@@ -263,7 +301,26 @@ def command_line(opts: Options) -> str:
         parts.append("--no-monitoring")
     if opts.prometheus_url != DEFAULT_PROMETHEUS_URL:
         parts.append(f"--prometheus-url {opts.prometheus_url}")
+    for flag, value in (
+        ("--image", opts.image),
+        ("--revision", opts.revision),
+        ("--gateway", opts.gateway),
+        ("--hostname", opts.hostname),
+        ("--route-match", opts.route_match),
+        ("--router", opts.router),
+        ("--mesh", opts.mesh),
+    ):
+        if value is not None:
+            parts.append(f"{flag} {value}")
     return " ".join(parts)
+
+
+def _origin(opts: Options) -> str:
+    """The command that wrote the overlay: new-model, or for a canary, canary start (+ set-weight)."""
+    if opts.canary_of is None:
+        return command_line(opts)
+    return (f"compose canary start {opts.canary_of} ...   # this canary's inputs: compose-plan.yaml; "
+            f"its share: {opts.canary_of}'s route")
 
 
 def readme(name: str, namespace: str, opts: Options, plan: dict, components: list[str]) -> str:
@@ -303,12 +360,12 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         f"({opts.cloud}{', spot' if opts.spot else ''}), namespace `{namespace}`, "
         f"{lo}–{hi} replicas (KEDA fallback {fallback}). Components: {comps}.\n\n"
         "Generated by:\n\n"
-        f"```sh\n{command_line(opts)}\n```\n\n"
+        f"```sh\n{_origin(opts)}\n```\n\n"
         "Deploy and verify:\n\n"
         f"```sh\n{addon}kubectl apply -k .\n"
         f"compose check {name}\n"
         f"kubectl -n {namespace} rollout status deploy/{name}-vllm --timeout={plan['progress_deadline_seconds']}s\n```\n"
-        f"{gated}{single}\n"
+        f"{gated}{single}{routing.readme_section(opts, plan, name, namespace)}\n"
         "## Plan\n\n"
         "| figure | value | how it was derived |\n|---|---|---|\n"
         f"{rows}\n\n"
@@ -336,22 +393,27 @@ def generate(
         plan, notes = make_plan(opts, repo)
     else:
         notes = []
+    plan = with_revision(plan, opts.revision)
     name = names.overlay_name(opts.env, opts.name if opts.name else names.slugify(plan["slug"]))
     namespace = names.check_label(opts.namespace or name, "--namespace")
+    routing.check_options(opts, name)
+    instance = routing.scope_instance(opts, name)
 
     patch_docs: dict[str, Any] = {
         "patch-model-args.yaml": patch_model_args(plan),
         "patch-resources.yaml": patch_resources(plan),
         "patch-probes-drain.yaml": patch_probes_drain(plan),
-        "patch-scaling.yaml": patch_scaling(plan, opts, namespace),
-        "patch-storage.yaml": patch_storage(plan),
+        "patch-scaling.yaml": patch_scaling(plan, opts, namespace, instance),
     }
+    if not opts.shared_cache:
+        patch_docs["patch-storage.yaml"] = patch_storage(plan)
     placement = patch_placement(plan, opts)
     if placement is not None:
         patch_docs["patch-placement.yaml"] = placement
     files: dict[str, str] = {f: _patch_text(f, name, d) for f, d in patch_docs.items()}
     if opts.monitoring:
         files["patch-alerts.yaml"] = _alerts_patch(plan, opts, name, namespace)
+    files.update(_routing_patches(plan, opts, name))
 
     patches = sorted(files)
     desired = kustomization_doc(name, namespace, opts, plan, patches)
@@ -375,8 +437,43 @@ def _alerts_patch(plan: dict, opts: Options, name: str, namespace: str) -> str:
         max_replicas=hi,
         keda_polling_interval_seconds=KEDA_POLLING_INTERVAL_SECONDS,
         keda_failure_threshold=KEDA_FAILURE_THRESHOLD,
+        instance=routing.scope_instance(opts, name),
     )
-    return alerts.alerts_patch(figures, header=header("patch-alerts.yaml", name))
+    extra = []
+    if opts.canary_weight is not None:
+        extra.append(canaryalerts.rule_group(canaryalerts.CanaryFigures(
+            plan["served_model_name"], namespace, name, routing.canary_name(name), int(opts.canary_weight))))
+    return alerts.alerts_patch(figures, header=header("patch-alerts.yaml", name), extra_groups=extra)
+
+
+def with_revision(plan: dict, revision: str | None) -> dict:
+    """The plan with the Hub revision the options pin instead of the catalog's."""
+    if revision is None or plan.get("revision") == revision:
+        return plan
+    plan = dict(plan)
+    plan["revision"] = revision
+    plan["revision_pinned"] = True
+    plan["explanations"] = {**(plan.get("explanations") or {}), "revision": "pinned by --revision (a Hub commit)"}
+    return plan
+
+
+def _routing_patches(plan: dict, opts: Options, name: str) -> dict[str, str]:
+    """patch-route.yaml, patch-endpoint-picker.yaml, and a canary's patch-canary.yaml and shared storage."""
+    out: dict[str, str] = {}
+    if routing.has_route(opts):
+        out["patch-route.yaml"] = _patch_text("patch-route.yaml", name, routing.patch_route(opts, plan, name),
+                                              routing.PATCH_WHY["patch-route.yaml"])
+    if routing.router(opts) == "inference-pool":
+        out["patch-endpoint-picker.yaml"] = _patch_text(
+            "patch-endpoint-picker.yaml", name, routing.patch_endpoint_picker(plan, name),
+            routing.PATCH_WHY["patch-endpoint-picker.yaml"])
+    if opts.canary_of is not None:
+        out["patch-canary.yaml"] = _patch_text("patch-canary.yaml", name, routing.patch_canary(opts),
+                                               routing.PATCH_WHY["patch-canary.yaml"])
+        if opts.shared_cache:
+            out["patch-storage.yaml"] = _patch_text("patch-storage.yaml", name, routing.patch_shared_storage(opts),
+                                                    routing.PATCH_WHY["patch-storage.yaml"])
+    return out
 
 
 def overlays_dir(repo: Path) -> Path:
@@ -443,6 +540,13 @@ def write(
             f"overlay {probe.name} already exists; pass --force to regenerate it "
             f"(hand-edited files are kept) or run `compose regen {probe.name}`"
         )
+    if exists and force and not allow_existing and opts.canary_weight is None:
+        recorded = (load_plan_file(directory).get("inputs") or {}).get("canary_weight")
+        if recorded is not None:
+            raise InvalidInput(
+                f"overlay {probe.name} has a canary running ({recorded}% of its traffic); "
+                f"`compose canary promote {probe.name}` or `compose canary abort {probe.name}` first"
+            )
     existing_k = _read(directory / KUSTOMIZATION) if exists else None
     gen = generate(opts, repo, plan=probe.plan, existing_kustomization=existing_k) if existing_k else probe
 
@@ -457,7 +561,7 @@ def write(
         fileset.add(rel, text)
     if exists:
         for path in sorted(directory.iterdir()):
-            if path.name.startswith("patch-") and path.name in PATCH_WHY and path.name not in gen.files:
+            if path.name.startswith("patch-") and path.name in ALL_PATCHES and path.name not in gen.files:
                 if is_generated(path.read_text()):
                     fileset.delete(path.name)
 

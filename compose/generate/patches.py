@@ -102,8 +102,11 @@ def patch_probes_drain(plan: dict) -> dict:
     return doc
 
 
-def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
-    """KEDA bounds, threshold and query; the PDB follows the minimum."""
+def patch_scaling(plan: dict, opts: Options, namespace: str, instance: str | None = None) -> list[dict]:
+    """KEDA bounds, threshold and query; the PDB follows the minimum.
+
+    `instance` scopes the queue to this overlay's pods while a canary serves the same
+    model in the same namespace (compose.generate.routing.scope_instance)."""
     from compose.plan import metrics
 
     lo, hi, fallback = replica_bounds(opts, plan)
@@ -128,7 +131,7 @@ def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
                     "metricType": "AverageValue",
                     "metadata": {
                         "serverAddress": opts.prometheus_url,
-                        "query": metrics.queue_depth_query(plan["served_model_name"], namespace),
+                        "query": metrics.queue_depth_query(plan["served_model_name"], namespace, instance),
                         "threshold": str(plan["keda_queue_threshold"]),
                         "activationThreshold": str(plan["keda_activation_threshold"]),
                         "ignoreNullValues": "false",
@@ -197,7 +200,7 @@ PATCH_WHY = {
 }
 
 
-def _patch_text(fname: str, overlay: str, docs: dict | list[dict]) -> str:
+def _patch_text(fname: str, overlay: str, docs: dict | list[dict], why: str | None = None) -> str:
     body = yamlio.dump_all(docs if isinstance(docs, list) else [docs], sort_keys=True)
-    return header(fname, overlay) + f"#\n# Why: {PATCH_WHY[fname]}\n" + body
+    return header(fname, overlay) + f"#\n# Why: {why or PATCH_WHY[fname]}\n" + body
 

@@ -40,6 +40,7 @@ from compose.publish.overlayinfo import (
     OverlayInfo,
     kustomization_file,
     list_overlays,
+    renders_kind,
 )
 
 FLAVOURS = ("argocd", "flux")
@@ -79,6 +80,18 @@ NAMESPACED_KINDS = (
     ("policy", "PodDisruptionBudget"),
 )
 CLUSTER_KINDS = (("", "Namespace"), ("node.k8s.io", "RuntimeClass"), ("scheduling.k8s.io", "PriorityClass"))
+# Kinds only the routing components render (issue 14): the AppProject allows them only when
+# an overlay renders them, so a repository without routes grants no RBAC objects.
+ROUTING_KINDS = (
+    ("", "ServiceAccount"),
+    ("gateway.networking.k8s.io", "HTTPRoute"),
+    ("inference.networking.k8s.io", "InferencePool"),
+    ("networking.istio.io", "DestinationRule"),
+    ("networking.istio.io", "VirtualService"),
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+)
+CANARY_SUFFIX = "-canary"  # compose.generate.routing.CANARY_SUFFIX: overlays/<x>-canary is <x>'s canary
 
 # Argo CD sync policy shared by every generated Application.
 SYNC_OPTIONS = (
@@ -435,9 +448,15 @@ def argocd_project(s: Settings, overlays: list[OverlayInfo]) -> dict:
             "sourceRepos": [s.repo_url],
             "destinations": destinations,
             "clusterResourceWhitelist": cluster,
-            "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in NAMESPACED_KINDS],
+            "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in namespaced_kinds(overlays)],
         },
     }
+
+
+def namespaced_kinds(overlays: list[OverlayInfo]) -> list[tuple[str, str]]:
+    """NAMESPACED_KINDS, plus the routing kinds some overlay renders."""
+    extra = [(g, k) for g, k in ROUTING_KINDS if any(renders_kind(o.path, k) for o in overlays)]
+    return sorted(set(NAMESPACED_KINDS) | set(extra), key=lambda gk: (gk[0], gk[1]))
 
 
 def _app_spec(s: Settings, path: str, namespace: str, ignore_replicas: bool) -> dict:
@@ -495,8 +514,13 @@ def _addon_spec(s: Settings, path: str) -> dict:
     return spec
 
 
+# A canary overlay (overlays/<x>-canary) deploys into its stable overlay's namespace <x>:
+# with CreateNamespace=true a destination of `<x>-canary` would leave an empty namespace.
+APPSET_NAMESPACE = '{{ trimSuffix "%s" .path.basename }}' % CANARY_SUFFIX
+
+
 def argocd_models_appset(s: Settings, repo_root: Path, overlays: list[OverlayInfo]) -> dict:
-    template_spec = _app_spec(s, "{{.path.path}}", "{{.path.basename}}", ignore_replicas=True)
+    template_spec = _app_spec(s, "{{.path.path}}", APPSET_NAMESPACE, ignore_replicas=True)
     return _appset(s, f"{PROJECT}-models", 0, model_directories(repo_root, overlays),
                    "{{.path.basename}}", "model", template_spec)
 
@@ -519,7 +543,12 @@ def argocd_model_application(s: Settings, info: OverlayInfo) -> dict:
         notes.append({"name": "Startup budget", "value": value})
     if notes:
         spec["info"] = notes
-    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": _app_metadata(info.name, "model", 0), "spec": spec}
+    if info.canary_of:
+        notes.append({"name": "Canary of", "value": f"{info.canary_of} (its route sets this canary's share)"})
+        spec["info"] = notes
+    # A canary syncs after the models (it mounts its stable overlay's cache).
+    wave = 1 if info.canary_of else 0
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": _app_metadata(info.name, "model", wave), "spec": spec}
 
 
 def argocd_addon_application(s: Settings, path: str) -> dict:
@@ -635,6 +664,9 @@ def flux_model_kustomization(s: Settings, info: OverlayInfo) -> dict:
     }
     if s.addons:
         spec["dependsOn"] = [{"name": _addon_name(a)} for a in s.addons]
+    if info.canary_of:
+        # The canary mounts its stable overlay's cache and lives in its namespace.
+        spec["dependsOn"] = spec.get("dependsOn", []) + [{"name": info.canary_of}]
     if info.has_scaledobject:
         # The overlay never sets replicas, so server-side apply leaves KEDA's value alone;
         # this also keeps a later patch that sets it from fighting KEDA (kustomize-controller v1.9+).
@@ -699,7 +731,8 @@ def argocd_output(s: Settings, repo_root: Path, overlays: list[OverlayInfo]) -> 
     f["project.yaml"] = _doc(s, "project.yaml", argocd_project(s, overlays))
     f["applicationset-models.yaml"] = _doc(
         s, "applicationset-models.yaml", argocd_models_appset(s, repo_root, overlays),
-        "# One Application per directory overlays/<name>: name and namespace are the directory name.\n",
+        "# One Application per directory overlays/<name>: name and namespace are the directory name\n"
+        "# (a canary, overlays/<x>-canary, deploys into its stable overlay's namespace <x>).\n",
     )
     if s.addons:
         f["applicationset-addons.yaml"] = _doc(

@@ -74,6 +74,7 @@ def check_directories(
         report.findings += _policy(rendered.docs, source, readme.read_text() if readme else None)
         if (directory / overlay.PLAN_FILE).exists():
             report.findings += plan_consistency(repo, directory, rendered.docs, source)
+            report.findings += _canary_consistency(repo, directory, rendered.docs, source)
         elif directory.resolve() == (Path(repo) / "base" / "vllm").resolve():
             report.findings += base_consistency(repo, rendered.docs, source)
         report.findings.sort()
@@ -90,6 +91,12 @@ def nearest_readme(repo: Path, directory: Path) -> Path | None:
         if d == repo:
             break
     return None
+
+
+def _canary_consistency(repo, directory, docs, source):
+    from compose.verify import routingpolicy
+
+    return routingpolicy.canary_consistency(repo, directory, docs, source)
 
 
 def _policy(docs, source, readme_text):
@@ -148,6 +155,11 @@ def compare_patches(fresh: "overlay.Generated", prefix: str, docs: list[dict], s
         for patch in yamlio.load_all(text, fname):
             key = (patch["kind"], prefix + patch["metadata"]["name"])
             target = index.get(key)
+            if patch.get("$patch") == "delete":  # e.g. a canary's Namespace and shared cache
+                if target is not None:
+                    findings.append(Finding(source, obj_id(target), "-",
+                                            f"{fname} deletes this object, but it was rendered", fix, "plan"))
+                continue
             if target is None:
                 findings.append(Finding(source, f"{key[0]}/{key[1]}", "-",
                                         f"{fname} patches an object that was not rendered", fix, "plan"))

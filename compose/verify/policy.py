@@ -966,3 +966,7 @@ def check_policy(
             raise InvalidInput(f"unknown policy rule {rid!r}; choose from: {', '.join(RULES)}")
         RULES[rid][1](b)
     return sorted(set(b.findings))
+
+
+# The route, inference-pool and canary rules register themselves with `rule` (issue 14).
+from compose.verify import routingpolicy as _routingpolicy  # noqa: E402,F401

@@ -356,6 +356,10 @@ def _load_crd_validators(resolved: str) -> dict[tuple[str, str], jsonschema.Draf
                 schema = to_strict(raw)
                 props = dict(schema.get("properties") or {})
                 props["metadata"] = {"type": "object"}  # names/labels: _metadata_findings
+                # The API server always accepts these at the root; some CRDs (Istio's) leave
+                # them out of their schema, which the closed root would then reject.
+                props.setdefault("apiVersion", {"type": "string"})
+                props.setdefault("kind", {"type": "string"})
                 schema["properties"] = props
                 key = (f"{spec['group']}/{v['name']}", spec["names"]["kind"])
                 out[key] = jsonschema.Draft4Validator(schema)
