@@ -178,9 +178,15 @@ def check(
     ),
     crd_dir: Optional[Path] = typer.Option(None, "--crd-dir", help="Directory of CRDs (default ../shared/crds)."),
     fmt: Fmt = typer.Option(Fmt.text, "--format", help="text, or json for CI bots."),
+    require_digest: bool = typer.Option(
+        False, "--require-digest", help="Every image must be pinned by digest (repo:tag@sha256:...), not only by tag."
+    ),
     repo: Optional[Path] = RepoOpt,
 ) -> None:
     """Build, schema-check, policy-check and plan-check overlays; report every finding.
+
+    With --all, also scans every generated file (overlays/, base/, components/, argocd/,
+    flux/) for credentials and checks that no two overlays share a namespace.
 
     Example: compose check --all --kube-version 1.32 --crd-dir ../shared/crds
     """
@@ -195,7 +201,9 @@ def check(
         dirs = [root / d for d in kustomize.discover(root)]
     else:
         dirs = overlay.resolve_overlays(root, overlay_name, all_)
-    reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir)
+    reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir, require_digest=require_digest)
+    if all_:
+        reports.append(checks.check_repository(root))
     if fmt is Fmt.json:
         echo(json.dumps(checks.summary(reports), indent=2, sort_keys=True))
     else:

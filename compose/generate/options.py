@@ -82,6 +82,26 @@ BASE_REFERENCE = Options(
 
 
 
+def prometheus_namespace(url: str) -> str | None:
+    """The namespace of an in-cluster Prometheus URL (`http://<svc>.<ns>.svc[...]:9090`),
+    or None when the host names no Service (an IP, an external name)."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[2] == "svc" and parts[1]:
+        return parts[1]
+    return None
+
+
+def prometheus_namespaces(opts: "Options") -> tuple[str, ...]:
+    ns = prometheus_namespace(opts.prometheus_url)
+    return (ns,) if ns else ()
+
+
 def parse_replicas(text: str | None) -> tuple[int, int] | None:
     """`--replicas MIN:MAX`, validated; None when not given."""
     if text is None:

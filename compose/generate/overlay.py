@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compose.core import kustomize, names, yamlio
+from compose.core import kustomize, names, secrets, yamlio
 from compose.core.errors import InvalidInput, NotOurs, OverlayExists
 from compose.core.writer import CREATED, UNCHANGED, Change, FileSet, apply
 from compose.core.writer import report as writer_report
@@ -38,6 +38,7 @@ from compose.generate.options import (
     header,
     is_generated,
     parse_replicas,
+    prometheus_namespaces,
     replica_bounds,
 )
 from compose.generate.patches import (
@@ -330,14 +331,20 @@ def generate(
     if opts.name is not None:  # validate names before the (slower) planning
         names.overlay_name(opts.env, opts.name)
     if opts.namespace is not None:
-        names.check_label(opts.namespace, "--namespace")
+        names.check_namespace(opts.namespace, "--namespace", prometheus_namespaces(opts))
     parse_replicas(opts.replicas)
+    leaks = secrets.leaks(opts.prometheus_url)
+    if leaks:
+        raise InvalidInput(
+            f"invalid --prometheus-url: it carries credentials ({leaks[0]}), which would be written into Git; "
+            "give KEDA its credentials with a TriggerAuthentication instead (keda.sh docs, Prometheus scaler)"
+        )
     if plan is None:
         plan, notes = make_plan(opts, repo)
     else:
         notes = []
     name = names.overlay_name(opts.env, opts.name if opts.name else names.slugify(plan["slug"]))
-    namespace = names.check_label(opts.namespace or name, "--namespace")
+    namespace = names.check_namespace(opts.namespace or name, "--namespace", prometheus_namespaces(opts))
 
     patch_docs: dict[str, Any] = {
         "patch-model-args.yaml": patch_model_args(plan),
@@ -432,6 +439,7 @@ def write(
     directory = (root / probe.name).resolve()
     if root.resolve() not in directory.parents:
         raise InvalidInput(f"refusing to write outside {root}: {directory}")
+    check_namespace_free(repo, probe.name, probe.namespace)
     exists = directory.exists()
     if exists and not owned(directory):
         raise NotOurs(
@@ -513,6 +521,41 @@ def list_overlay_dirs(repo: Path) -> list[Path]:
     if not root.exists():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / KUSTOMIZATION).exists())
+
+
+def overlay_namespace(directory: Path) -> str:
+    """The namespace an overlay renders into: its plan file's, else its kustomization's
+    `namespace:`, else its directory name (as the Argo CD ApplicationSet derives it)."""
+    try:
+        ns = (load_plan_file(directory).get("overlay") or {}).get("namespace")
+    except (NotOurs, InvalidInput):
+        ns = None
+    if not ns:
+        try:
+            data = yamlio.load_file(Path(directory) / KUSTOMIZATION)
+        except (InvalidInput, OSError):
+            data = None
+        ns = data.get("namespace") if isinstance(data, dict) else None
+    return str(ns or Path(directory).name)
+
+
+def namespace_users(repo: Path) -> dict[str, list[str]]:
+    """{namespace: [overlay, ...]} over every overlay of the repository."""
+    out: dict[str, list[str]] = {}
+    for d in list_overlay_dirs(repo):
+        out.setdefault(overlay_namespace(d), []).append(d.name)
+    return out
+
+
+def check_namespace_free(repo: Path, name: str, namespace: str) -> None:
+    """One namespace per overlay: two overlays in one namespace would each own (label,
+    sync, never prune) the same Namespace, and their objects could collide."""
+    others = [o for o in namespace_users(repo).get(namespace, []) if o != name]
+    if others:
+        raise InvalidInput(
+            f"invalid --namespace {namespace!r}: overlay {others[0]} already uses it, and every overlay owns "
+            f"its own namespace; pick another --namespace (the default is the overlay name, {name})"
+        )
 
 
 def resolve_overlays(repo: Path, overlay: str | None, all_: bool) -> list[Path]:
