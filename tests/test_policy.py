@@ -81,6 +81,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "token-in-env": ("secret-env-inline", "env[DOWNLOAD_OPTS]", ("aws-access-token",)),
     "url-with-credentials": ("secret-in-url", "metadata.serverAddress", ("URL with credentials", "http://admi…@")),
     "image-digest-malformed": ("image-digest", "containers[vllm].image", ("is not a digest",)),
+    "network-policy-blocks-prometheus": ("network-policy-flows", "spec.ingress", ("namespace monitoring", "falls back")),
 }
 
 

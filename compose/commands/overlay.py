@@ -73,6 +73,23 @@ def new_model(
     ),
     kv_cache_dtype: Optional[KvDtype] = typer.Option(None, "--kv-cache-dtype", help="fp8 halves KV bytes per token."),
     prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", help="Prometheus KEDA queries."),
+    image_digest: Optional[str] = typer.Option(
+        None, "--image-digest", metavar="sha256:HEX",
+        help="Pin the vLLM image by digest on both containers (sha256:<64 hex>; crane digest vllm/vllm-openai:v0.33.0).",
+    ),
+    api_key_secret: Optional[str] = typer.Option(
+        None, "--api-key-secret", metavar="NAME",
+        help="Require `Authorization: Bearer <key>` on /v1: VLLM_API_KEY from key `api-key` of this Secret.",
+    ),
+    network_policy: Optional[bool] = typer.Option(
+        None, "--network-policy/--no-network-policy",
+        help="components/network-policy: ingress on 8000 only from --allow-from, egress only DNS and HTTPS "
+        "(default: on in staging and prod).",
+    ),
+    allow_from: Optional[list[str]] = typer.Option(
+        None, "--allow-from", metavar="NAMESPACE",
+        help="Namespace that may reach port 8000; repeatable (default: gateway and the Prometheus namespace).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
     force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),
     repo: Optional[Path] = RepoOpt,
@@ -109,6 +126,10 @@ def new_model(
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype.value if kv_cache_dtype else None,
         **({"prometheus_url": prometheus_url} if prometheus_url else {}),
+        image_digest=image_digest,
+        api_key_secret=api_key_secret,
+        network_policy=network_policy,
+        allow_from=tuple(allow_from) if allow_from else None,
     )
     result = overlay.write(root, opts, force=force, dry_run=dry_run)
     if dry_run:

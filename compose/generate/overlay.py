@@ -37,6 +37,11 @@ from compose.generate.options import (
     Options,
     header,
     is_generated,
+    API_KEY_SECRET_KEY,
+    check_image_digest,
+    check_secret_name,
+    ingress_namespaces,
+    network_policy_on,
     parse_replicas,
     prometheus_namespaces,
     replica_bounds,
@@ -44,7 +49,10 @@ from compose.generate.options import (
 from compose.generate.patches import (
     PATCH_WHY,
     _patch_text,
+    patch_api_key,
+    patch_image,
     patch_model_args,
+    patch_network_policy,
     patch_placement,
     patch_probes_drain,
     patch_resources,
@@ -136,7 +144,7 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
 # --------------------------------------------------------------------------- kustomization
 
 _COMPONENTS_PREFIX = "../../components/"
-_MANAGED_COMPONENTS = {f"{_COMPONENTS_PREFIX}{c}" for c in (*clouds_mod.CLOUDS, "spot", "monitoring")}
+_MANAGED_COMPONENTS = {f"{_COMPONENTS_PREFIX}{c}" for c in (*clouds_mod.CLOUDS, "spot", "monitoring", "network-policy")}
 
 
 def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patches: list[str]) -> dict:
@@ -145,6 +153,8 @@ def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patc
         components.append(f"{_COMPONENTS_PREFIX}spot")
     if opts.monitoring:
         components.append(f"{_COMPONENTS_PREFIX}monitoring")
+    if network_policy_on(opts):
+        components.append(f"{_COMPONENTS_PREFIX}network-policy")
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -255,6 +265,8 @@ def command_line(opts: Options) -> str:
         ("--tensor-parallel-size", opts.tensor_parallel_size),
         ("--gpu-memory-utilization", opts.gpu_memory_utilization),
         ("--kv-cache-dtype", opts.kv_cache_dtype),
+        ("--image-digest", opts.image_digest),
+        ("--api-key-secret", opts.api_key_secret),
     ):
         if value is not None:
             parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
@@ -264,6 +276,10 @@ def command_line(opts: Options) -> str:
         parts.append("--no-monitoring")
     if opts.prometheus_url != DEFAULT_PROMETHEUS_URL:
         parts.append(f"--prometheus-url {opts.prometheus_url}")
+    if opts.network_policy is not None:
+        parts.append("--network-policy" if opts.network_policy else "--no-network-policy")
+    for ns in opts.allow_from or ():
+        parts.append(f"--allow-from {ns}")
     return " ".join(parts)
 
 
@@ -293,6 +309,31 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
             "the model down for one start-up (budget {s} s). That is the trade-off for dev and staging;\n"
             "production overlays keep two replicas. See [base/README.md](../../base/README.md#single-replica).\n"
         ).format(s=plan["startup_budget_seconds"])
+    security = ""
+    if opts.api_key_secret:
+        security += (
+            "\n## API key\n\n"
+            f"vLLM reads its key from the Secret `{opts.api_key_secret}` (key `{API_KEY_SECRET_KEY}`) as `VLLM_API_KEY`;\n"
+            "the pod does not start until the Secret exists. Create it once (never commit it):\n\n"
+            "```sh\n"
+            f"kubectl -n {namespace} create secret generic {opts.api_key_secret} --from-literal={API_KEY_SECRET_KEY}=\"$(openssl rand -hex 32)\"\n"
+            "```\n\n"
+            "Clients send it as a bearer token on `/v1` (also `/v2`, `/inference`, `/cohere`):\n\n"
+            "```sh\n"
+            f"curl -H \"Authorization: Bearer $VLLM_API_KEY\" http://{name}-vllm.{namespace}.svc:8000/v1/models\n"
+            "```\n\n"
+            "`/health` and `/metrics` stay open, so the probes and Prometheus need no key; so do vLLM's\n"
+            "other routes (`/tokenize`, `/invocations`, `/pause`, ...): the network policy, not the key, is the\n"
+            "boundary (vLLM's security guide: \"Do not rely exclusively on --api-key\").\n"
+        )
+    if network_policy_on(opts):
+        allowed = ", ".join(f"`{ns}`" for ns in ingress_namespaces(opts))
+        security += (
+            "\n## Network policy\n\n"
+            f"Port 8000 is reachable only from the namespaces {allowed} (`--allow-from`); the pods may\n"
+            "connect only to DNS and to HTTPS (the weight download). Enforced only where the CNI\n"
+            "implements NetworkPolicy: see [components/network-policy](../../components/network-policy/README.md).\n"
+        )
     addon = ""
     if clouds_mod.get(opts.cloud).needs_device_plugin:
         addon = "kubectl apply -k ../../base/nvidia-device-plugin   # once per cluster\n"
@@ -309,7 +350,7 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         f"```sh\n{addon}kubectl apply -k .\n"
         f"compose check {name}\n"
         f"kubectl -n {namespace} rollout status deploy/{name}-vllm --timeout={plan['progress_deadline_seconds']}s\n```\n"
-        f"{gated}{single}\n"
+        f"{gated}{single}{security}\n"
         "## Plan\n\n"
         "| figure | value | how it was derived |\n|---|---|---|\n"
         f"{rows}\n\n"
@@ -332,6 +373,12 @@ def generate(
         names.overlay_name(opts.env, opts.name)
     if opts.namespace is not None:
         names.check_namespace(opts.namespace, "--namespace", prometheus_namespaces(opts))
+    check_image_digest(opts.image_digest)
+    check_secret_name(opts.api_key_secret)
+    for ns in opts.allow_from or ():
+        names.check_label(ns, "--allow-from")
+    if opts.allow_from and opts.network_policy is False:
+        raise InvalidInput("--allow-from names who may pass the network policy; drop it or --no-network-policy")
     parse_replicas(opts.replicas)
     leaks = secrets.leaks(opts.prometheus_url)
     if leaks:
@@ -356,6 +403,12 @@ def generate(
     placement = patch_placement(plan, opts)
     if placement is not None:
         patch_docs["patch-placement.yaml"] = placement
+    if opts.image_digest:
+        patch_docs["patch-image.yaml"] = patch_image(plan, opts.image_digest)
+    if opts.api_key_secret:
+        patch_docs["patch-api-key.yaml"] = patch_api_key(opts.api_key_secret)
+    if network_policy_on(opts):
+        patch_docs["patch-network-policy.yaml"] = patch_network_policy(ingress_namespaces(opts))
     files: dict[str, str] = {f: _patch_text(f, name, d) for f, d in patch_docs.items()}
     if opts.monitoring:
         files["patch-alerts.yaml"] = _alerts_patch(plan, opts, name, namespace)

@@ -417,6 +417,89 @@ def _secret_in_url(b: Build) -> None:
                 b.add(doc, path, problem, fix)
 
 
+# ----------------------------------------------------------------------------- network policy
+
+
+def _np_namespaces(peer: dict) -> set[str] | None:
+    """Namespace names a `from`/`to` peer admits by name; None for 'any namespace'."""
+    sel = peer.get("namespaceSelector")
+    if sel is None:
+        return set()  # podSelector alone: the policy's own namespace only
+    names_ = set()
+    for e in sel.get("matchExpressions") or []:
+        if e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "In":
+            names_ |= set(e.get("values") or [])
+    ml = sel.get("matchLabels") or {}
+    if "kubernetes.io/metadata.name" in ml:
+        names_.add(ml["kubernetes.io/metadata.name"])
+    if not names_ and not sel.get("matchExpressions") and not ml:
+        return None
+    return names_
+
+
+def _port_allowed(rule_: dict, port: int, protocol: str) -> bool:
+    ports = rule_.get("ports")
+    if not ports:
+        return True
+    for p in ports:
+        proto = p.get("protocol", "TCP")
+        number = p.get("port")
+        end = p.get("endPort", number)
+        if proto == protocol and (number is None or number == port or number == "http"
+                                  or (isinstance(number, int) and isinstance(end, int) and number <= port <= end)):
+            return True
+    return False
+
+
+@_security_rule("network-policy-flows", "a NetworkPolicy on the model admits Prometheus on 8000 (when it scrapes) "
+                "and lets the pods reach DNS and HTTPS")
+def _network_policy(b: Build) -> None:
+    from compose.generate.options import prometheus_namespace
+
+    scraped = any(d.get("kind") in ("PodMonitor", "ServiceMonitor") for d in b.docs)
+    for np in (d for d in b.docs if d.get("kind") == "NetworkPolicy"):
+        selector = _get(np, "spec", "podSelector")
+        pods = [d for d, s, _ in _workloads(b) if _ns(d) == _ns(np) and _is_vllm(s)
+                and _labels_match_np(selector, _get(d, "spec", "template", "metadata", "labels"))]
+        if not pods:
+            continue
+        types = _get(np, "spec", "policyTypes", default=None) or ["Ingress"]
+        if "Ingress" in types and scraped:
+            prom = {prometheus_namespace(str(_get(t, "metadata", "serverAddress", default="")))
+                    for so in b.scaled_objects for t in _get(so, "spec", "triggers", default=[]) or []
+                    if t.get("type") == "prometheus"} - {None} or {"monitoring"}
+            for ns in sorted(prom):
+                if not any(_port_allowed(r, 8000, "TCP") and _admits(r.get("from"), ns)
+                           for r in _get(np, "spec", "ingress", default=[]) or []):
+                    b.add(np, "spec.ingress", f"Prometheus in namespace {ns} scrapes /metrics on port 8000, which "
+                          "this policy does not admit: the PodMonitor gets nothing, the KEDA query returns no "
+                          "series and the ScaledObject falls back", f"admit namespace {ns} on TCP 8000 "
+                          f"(`compose new-model ... --allow-from {ns}`)")
+        if "Egress" in types:
+            egress = _get(np, "spec", "egress", default=[]) or []
+            for port, proto, why in ((53, "UDP", "DNS"), (443, "TCP", "HTTPS to Hugging Face")):
+                if not any(_port_allowed(r, port, proto) for r in egress):
+                    b.add(np, "spec.egress", f"egress allows no {proto} {port} ({why}): the init container's "
+                          "weight download fails", f"allow {proto} {port} (components/network-policy does)")
+
+
+def _admits(peers: list | None, namespace: str) -> bool:
+    """Whether an ingress rule's `from` admits pods of `namespace` (no `from`: everyone)."""
+    if not peers:
+        return True
+    for peer in peers:
+        allowed = _np_namespaces(peer)
+        if "ipBlock" not in peer and (allowed is None or namespace in allowed):
+            return True
+    return False
+
+
+def _labels_match_np(selector, labels) -> bool:
+    from compose.verify.policy import _labels_match
+
+    return _labels_match(selector if isinstance(selector, dict) else {}, labels)
+
+
 # ----------------------------------------------------------------------------- images
 
 
