@@ -329,3 +329,80 @@ def test_network_policy_defaults_per_environment():
 def test_prometheus_url_with_credentials_is_refused():
     with pytest.raises(Exception, match="invalid --prometheus-url: it carries credentials"):
         _gen(prometheus_url="http://admin:pw@prometheus.monitoring.svc:9090")
+
+
+# --------------------------------------------------------------------------- Argo CD and Flux never delete a Namespace
+
+
+def _argocd_destination_permitted(project: dict, namespace: str, server: str = "https://kubernetes.default.svc") -> bool:
+    """Argo CD's AppProject.isDestinationMatched (argoproj/argo-cd
+    pkg/apis/application/v1alpha1/app_project_types.go), for server + namespace."""
+    from fnmatch import fnmatchcase
+
+    def glob(pattern: str, value: str) -> bool:
+        if pattern.startswith("!"):
+            return not fnmatchcase(value, pattern[1:])
+        return pattern == "*" or fnmatchcase(value, pattern)
+
+    any_matched, no_deny = False, True
+    for item in project["spec"]["destinations"]:
+        server_ok = glob(item.get("server", ""), server)
+        ns_ok = glob(item.get("namespace", ""), namespace)
+        if server_ok and ns_ok:
+            any_matched = True
+        elif (not server_ok and item.get("server", "").startswith("!")) or \
+                (not ns_ok and item.get("namespace", "").startswith("!")):
+            no_deny = False
+    return any_matched and no_deny
+
+
+def test_appproject_owns_model_and_addon_namespaces_only():
+    project = yaml.safe_load((REPO / "argocd" / "project.yaml").read_text())
+    for ns in ("dev-8b", "prod-70b", "staging-x", "nvidia-device-plugin"):
+        assert _argocd_destination_permitted(project, ns), ns
+    for ns in ("kube-system", "kube-public", "default", "argocd", "flux-system", "monitoring", "team-a"):
+        assert not _argocd_destination_permitted(project, ns), ns
+    # Why the project has no `!ns` deny entries: one would permit every other namespace.
+    widened = copy.deepcopy(project)
+    widened["spec"]["destinations"].append({"server": "https://kubernetes.default.svc", "namespace": "!kube-*"})
+    assert _argocd_destination_permitted(widened, "team-a") and not _argocd_destination_permitted(widened, "kube-system")
+    assert not any(d["namespace"].startswith("!") for d in project["spec"]["destinations"])
+    black = {(e["kind"], e["name"]) for e in project["spec"]["clusterResourceBlacklist"]}
+    assert black == {("Namespace", p) for p, _ in names.RESERVED_NAMESPACES if p not in names.ADDON_NAMESPACES}
+    assert {"group": "networking.k8s.io", "kind": "NetworkPolicy"} in project["spec"]["namespaceResourceWhitelist"]
+
+
+def test_addon_application_targets_its_own_namespace():
+    app = yaml.safe_load((REPO / "argocd" / "applications" / "addon-nvidia-device-plugin.yaml").read_text())
+    assert app["spec"]["destination"]["namespace"] == "nvidia-device-plugin"
+    assert "CreateNamespace=true" not in app["spec"]["syncPolicy"]["syncOptions"]  # the add-on renders its Namespace
+    appset = yaml.safe_load((REPO / "argocd" / "applicationset-addons.yaml").read_text())
+    assert appset["spec"]["template"]["spec"]["destination"]["namespace"] == "{{.path.basename}}"
+
+
+@pytest.mark.parametrize("directory", ["base/vllm", "base/nvidia-device-plugin"]
+                         + [f"overlays/{p.name}" for p in overlay.list_overlay_dirs(REPO)])
+def test_every_namespace_is_never_pruned_or_deleted(directory):
+    """Argo CD: `Prune=false,Delete=false` on the Namespace overrides the Application's
+    automated prune and its resources finalizer for that object (argo-cd
+    docs/user-guide/sync-options.md); Flux: `kustomize.toolkit.fluxcd.io/prune: disabled`
+    skips it in garbage collection, also when the Kustomization is deleted."""
+    (ns,) = [d for d in kustomize.build(REPO / directory).docs if d["kind"] == "Namespace"]
+    ann = ns["metadata"]["annotations"]
+    assert set(ann["argocd.argoproj.io/sync-options"].split(",")) == {"Prune=false", "Delete=false"}
+    assert ann["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+
+
+def test_applications_that_prune_are_schema_valid(crds):
+    """The Applications keep prune and the resources finalizer (everything but the
+    Namespace is cleaned up) and validate against the Argo CD v3.5.1 CRDs."""
+    from compose.verify import validate
+
+    docs = []
+    for path in sorted((REPO / "argocd").rglob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text())
+                 if isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("argoproj.io/")]
+    apps = [d for d in docs if d["kind"] == "Application" and d["spec"]["project"] == "vllm-compose"]
+    assert apps and all(a["spec"]["syncPolicy"]["automated"]["prune"] for a in apps)
+    assert all("resources-finalizer.argocd.argoproj.io" in a["metadata"]["finalizers"] for a in apps)
+    assert validate.validate_custom(docs, "argocd", crds) == []
