@@ -69,6 +69,33 @@ def relocate(docs, namespace: str) -> list[dict]:
     return out
 
 
+def api_apply(cp, docs) -> None:
+    """Server-side apply, one PATCH per object over the API client's kept-alive
+    connection: the same objects `kubectl apply --server-side` would send, without its
+    per-object round trips through a subprocess (~10x faster for hundreds of objects).
+    Namespaces first (with their labels, waiting for the default ServiceAccount), then
+    cluster-scoped classes, then the rest; a RuntimeClass a pod names is created as k3s
+    registers it (apply_rendered does the same)."""
+    resources = cp.resources()
+
+    def put(doc):
+        cp.api.patch(cp.path_of(doc, resources=resources), doc, patch_type="apply",
+                     fieldManager="vllm-compose-tests", force="true")
+
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    for doc in namespaces:
+        put(doc)
+    for doc in namespaces:  # the ServiceAccount controller works on all of them meanwhile
+        ensure_namespace(cp, doc["metadata"]["name"])
+    named = {s.get("runtimeClassName") for d in _workloads(docs) for s in [d["spec"]["template"]["spec"]]} - {None}
+    for rc in sorted(named):
+        if not cp.api.exists(f"/apis/node.k8s.io/v1/runtimeclasses/{rc}"):
+            put({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": rc}, "handler": rc})
+    first = ("PriorityClass", "RuntimeClass", "StorageClass")
+    for doc in sorted((d for d in docs if d["kind"] != "Namespace"), key=lambda d: d["kind"] not in first):
+        put(doc)
+
+
 def assert_pods_admitted(cp, docs, timeout: float = 60) -> None:
     """Every Deployment of `docs` (already applied) gets its pod: admitted under its namespace's level."""
     deployments = [d for d in docs if d["kind"] == "Deployment"]
@@ -136,8 +163,10 @@ def combinations() -> list[overlay.Options]:
         for gpu in catalog.gpus_for_cloud(cloud.name):
             for spot in (False, True) if cloud.spot_notice_seconds is not None else (False,):
                 name = f"{cloud.name}-{gpu.name}-{'spot' if spot else 'od'}"
+                # No monitoring component: it adds no pod, and 50 dashboard ConfigMaps
+                # would only slow the apply (the committed overlays carry it).
                 out.append(overlay.Options(model=SMALL_MODEL, env=next(envs), cloud=cloud.name, gpu=gpu.name,
-                                           spot=spot, name=name, max_model_len=8192))
+                                           spot=spot, name=name, max_model_len=8192, monitoring=False))
     return out
 
 
@@ -168,9 +197,8 @@ def test_every_generated_combination_is_admitted_under_restricted(control_plane,
         (ns,) = _namespaces(ds)
         assert ns == name and _namespaces(ds)[ns]["metadata"]["labels"][PSA + "enforce"] == "restricted"
     try:
-        # One apply for every overlay; the claims stay unbound (irrelevant to admission).
-        applied = apply_rendered(cp, docs, bind_claims=False, timeout=120)
-        assert set(applied.namespaces) == set(generated)
+        # Every object of every overlay; the claims stay unbound (irrelevant to admission).
+        api_apply(cp, docs)
         assert_pods_admitted(cp, docs, timeout=120)
         assert_templates_clean(cp, docs)
         # The network policies of the staging/prod overlays were accepted as well.
