@@ -406,3 +406,20 @@ def test_applications_that_prune_are_schema_valid(crds):
     assert apps and all(a["spec"]["syncPolicy"]["automated"]["prune"] for a in apps)
     assert all("resources-finalizer.argocd.argoproj.io" in a["metadata"]["finalizers"] for a in apps)
     assert validate.validate_custom(docs, "argocd", crds) == []
+
+
+def test_security_options_are_recorded_and_replayed(tmp_path):
+    repo = scratch_repo(tmp_path)
+    res = run("new-model", "qwen3-0.6b", "--cloud", "eks", "--gpu", "l4", "--allow-from", "gw", "--allow-from", "obs",
+              "--api-key-secret", "llm-key", "--image-digest", DIGEST, repo=repo)
+    assert res.exit_code == 0, res.output
+    inputs = overlay.load_plan_file(repo / "overlays" / "dev-qwen3-0-6b")["inputs"]
+    assert inputs["allow_from"] == ["gw", "obs"] and inputs["api_key_secret"] == "llm-key"
+    assert inputs["image_digest"] == DIGEST and "network_policy" not in inputs
+    assert run("regen", "dev-qwen3-0-6b", "--check", repo=repo).exit_code == 0
+    docs = kustomize.build(repo / "overlays" / "dev-qwen3-0-6b").docs
+    (np,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    # The clients' namespaces, and always Prometheus' (whose scrape feeds KEDA).
+    assert np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == [
+        "gw", "monitoring", "obs"]
+    assert policy.check_policy(docs, "x", README_OK, require_digest=True) == []

@@ -88,7 +88,8 @@ def new_model(
     ),
     allow_from: Optional[list[str]] = typer.Option(
         None, "--allow-from", metavar="NAMESPACE",
-        help="Namespace that may reach port 8000; repeatable (default: gateway and the Prometheus namespace).",
+        help="Namespace whose clients may reach port 8000; repeatable (default: gateway). The Prometheus "
+        "namespace of --prometheus-url is always admitted for /metrics.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
     force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),

@@ -158,11 +158,11 @@ def network_policy_on(opts: "Options") -> bool:
 
 
 def ingress_namespaces(opts: "Options") -> list[str]:
-    """Namespaces the network policy admits on port 8000: --allow-from, else the gateway
-    namespace and the Prometheus namespace of --prometheus-url (for /metrics)."""
-    if opts.allow_from:
-        return sorted(set(opts.allow_from))
-    return sorted({DEFAULT_GATEWAY_NAMESPACE, *(prometheus_namespaces(opts) or ("monitoring",))})
+    """Namespaces the network policy admits on port 8000: the clients' (--allow-from, by
+    default the gateway namespace) and always the Prometheus namespace of --prometheus-url,
+    whose scrape of /metrics feeds the KEDA query (without it the ScaledObject falls back)."""
+    clients = set(opts.allow_from) if opts.allow_from else {DEFAULT_GATEWAY_NAMESPACE}
+    return sorted(clients | set(prometheus_namespaces(opts) or ("monitoring",)))
 
 
 def parse_replicas(text: str | None) -> tuple[int, int] | None:

@@ -330,9 +330,10 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         allowed = ", ".join(f"`{ns}`" for ns in ingress_namespaces(opts))
         security += (
             "\n## Network policy\n\n"
-            f"Port 8000 is reachable only from the namespaces {allowed} (`--allow-from`); the pods may\n"
-            "connect only to DNS and to HTTPS (the weight download). Enforced only where the CNI\n"
-            "implements NetworkPolicy: see [components/network-policy](../../components/network-policy/README.md).\n"
+            f"Port 8000 is reachable only from the namespaces {allowed}: the clients' (`--allow-from`,\n"
+            "default `gateway`) and Prometheus' (for `/metrics`). The pods may connect only to DNS and to\n"
+            "HTTPS (the weight download). Enforced only where the CNI implements NetworkPolicy: see\n"
+            "[components/network-policy](../../components/network-policy/README.md).\n"
         )
     addon = ""
     if clouds_mod.get(opts.cloud).needs_device_plugin:
