@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,9 @@ ONLY_COMPOSE = {
 
 
 def checkov_bin() -> str | None:
-    return os.environ.get("CHECKOV") or shutil.which("checkov")
+    """$CHECKOV, else `checkov` beside this Python (pip's scripts directory), else on PATH."""
+    beside = Path(sys.executable).parent / "checkov"
+    return os.environ.get("CHECKOV") or (str(beside) if beside.is_file() else None) or shutil.which("checkov")
 
 
 @pytest.fixture(scope="module")
