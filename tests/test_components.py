@@ -202,8 +202,11 @@ def _wrap(scratch: Scratch, inner, cloud: str):
 
 def test_device_plugin_cannot_be_a_component_resource(scratch):
     """Why components/k3s does not include base/nvidia-device-plugin (its README):
-    inside an overlay the DaemonSet moves out of kube-system and the RuntimeClass is
-    renamed, leaving runtimeClassName: nvidia dangling."""
+    inside an overlay, the overlay's `namespace:` renames the add-on's own Namespace to
+    the model's, so the build fails (two Namespace objects of one name); without the
+    Namespace, the DaemonSet would leave its privileged namespace for the model's
+    restricted one and the renamed RuntimeClass would leave runtimeClassName: nvidia
+    dangling."""
     comp = scratch.root / "comp-with-plugin"
     comp.mkdir()
     (comp / "kustomization.yaml").write_text(yaml.safe_dump({
@@ -215,14 +218,24 @@ def test_device_plugin_cannot_be_a_component_resource(scratch):
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": "dev-8b", "namePrefix": "dev-8b-",
         "resources": [os.path.relpath(REPO / "base/vllm", top)], "components": ["../comp-with-plugin"]}))
+    with pytest.raises(BuildFailed, match="namespace transformation produces ID conflict"):
+        kustomize.build(top)
+    # Without its Namespace, the DaemonSet moves into the model's namespace and names nothing.
+    files = ("runtimeclass.yaml", "daemonset.yaml")
+    for f in files:  # kustomize loads resource files only from inside the kustomization
+        (comp / f).write_text((REPO / "base/nvidia-device-plugin" / f).read_text())
+    (comp / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "resources": list(files)}))
     objs = index(kustomize.build(top).docs)
     ds = objs[("DaemonSet", "dev-8b-nvidia-device-plugin")]
-    assert ds["metadata"]["namespace"] == "dev-8b"  # moved out of kube-system
+    assert ds["metadata"]["namespace"] == "dev-8b"  # out of nvidia-device-plugin, into a restricted namespace
     assert ("RuntimeClass", "dev-8b-nvidia") in objs and ("RuntimeClass", "nvidia") not in objs
     assert ds["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"  # now names nothing
-    # Built on its own, the add-on keeps its names.
+    # Built on its own, the add-on keeps its names and its namespace.
     alone = index(build(str(REPO / "base/nvidia-device-plugin")).docs)
-    assert alone[("DaemonSet", "nvidia-device-plugin")]["metadata"]["namespace"] == "kube-system"
+    assert alone[("DaemonSet", "nvidia-device-plugin")]["metadata"]["namespace"] == "nvidia-device-plugin"
+    assert alone[("Namespace", "nvidia-device-plugin")]["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "privileged"
     assert alone[("RuntimeClass", "nvidia")]["handler"] == "nvidia"
 
 

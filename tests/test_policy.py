@@ -61,6 +61,29 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
     "route-backend-without-port": ("route-backends", "backendRefs[vllm]", ("Service backend without a port",)),
     "pool-wrong-target-port": ("inference-pool", "spec.targetPorts", ("target port 9000",)),
+    # Security (compose/verify/security.py): Pod Security baseline ...
+    "privileged-container": ("privileged", "containers[vllm].securityContext", ("privileged: true",)),
+    "host-network": ("host-namespaces", "spec.template.spec.hostNetwork", ("node's network namespace",)),
+    "host-path-volume": ("host-path", "volumes[host-root].hostPath", ("hostPath volume '/'",)),
+    "host-port": ("host-port", "ports[http].hostPort", ("hostPort 8000",)),
+    "capability-sys-admin": ("capabilities", "capabilities.add", ("adds SYS_ADMIN",)),
+    "seccomp-unconfined": ("seccomp", "seccompProfile.type", ("Unconfined",)),
+    # ... and restricted
+    "run-as-root": ("run-as-non-root", "securityContext.runAsUser", ("runAsUser: 0",)),
+    "privilege-escalation": ("privilege-escalation", "allowPrivilegeEscalation", ("allowPrivilegeEscalation is True",)),
+    # Namespaces
+    "namespace-without-psa": ("namespace-pod-security", "metadata.labels", ("no Pod Security label",)),
+    "namespace-privileged": ("namespace-pod-security", "pod-security.kubernetes.io/enforce", ("enforces privileged",)),
+    "namespace-kube-system": ("namespace-reserved", "metadata.name", ("Namespace kube-system",)),
+    "namespace-prunable": ("namespace-protected", "sync-options", ("prune and delete",)),
+    # Pods: token, emptyDir; credentials; images
+    "sa-token-automounted": ("service-account-token", "automountServiceAccountToken", ("ServiceAccount default",)),
+    "emptydir-unbounded": ("emptydir-size-limit", "volumes[home].emptyDir.sizeLimit", ("no sizeLimit",)),
+    "api-key-inline": ("secret-env-inline", "env[VLLM_API_KEY]", ("written inline",)),
+    "token-in-env": ("secret-env-inline", "env[DOWNLOAD_OPTS]", ("aws-access-token",)),
+    "url-with-credentials": ("secret-in-url", "metadata.serverAddress", ("URL with credentials", "http://admi…@")),
+    "image-digest-malformed": ("image-digest", "containers[vllm].image", ("is not a digest",)),
+    "network-policy-blocks-prometheus": ("network-policy-flows", "spec.ingress", ("namespace monitoring", "falls back")),
 }
 
 

@@ -108,6 +108,24 @@ def new_model(
     mesh: Optional[Mesh] = typer.Option(
         None, "--mesh", help="istio: VirtualService + DestinationRule (Istio's API) for the route."
     ),
+    image_digest: Optional[str] = typer.Option(
+        None, "--image-digest", metavar="sha256:HEX",
+        help="Pin the vLLM image by digest on both containers (sha256:<64 hex>; crane digest vllm/vllm-openai:v0.33.0).",
+    ),
+    api_key_secret: Optional[str] = typer.Option(
+        None, "--api-key-secret", metavar="NAME",
+        help="Require `Authorization: Bearer <key>` on /v1: VLLM_API_KEY from key `api-key` of this Secret.",
+    ),
+    network_policy: Optional[bool] = typer.Option(
+        None, "--network-policy/--no-network-policy",
+        help="components/network-policy: ingress on 8000 only from --allow-from, egress only DNS and HTTPS "
+        "(default: on in staging and prod).",
+    ),
+    allow_from: Optional[list[str]] = typer.Option(
+        None, "--allow-from", metavar="NAMESPACE",
+        help="Namespace whose clients may reach port 8000; repeatable (default: gateway). The Prometheus "
+        "namespace of --prometheus-url is always admitted for /metrics.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print the diff."),
     force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),
     repo: Optional[Path] = RepoOpt,
@@ -153,6 +171,10 @@ def new_model(
         router=router.value if router else None,
         mesh=mesh.value if mesh else None,
         **({"prometheus_url": prometheus_url} if prometheus_url else {}),
+        image_digest=image_digest,
+        api_key_secret=api_key_secret,
+        network_policy=network_policy,
+        allow_from=tuple(allow_from) if allow_from else None,
     )
     result = overlay.write(root, opts, force=force, dry_run=dry_run)
     if dry_run:
@@ -222,9 +244,15 @@ def check(
     ),
     crd_dir: Optional[Path] = typer.Option(None, "--crd-dir", help="Directory of CRDs (default ../shared/crds)."),
     fmt: Fmt = typer.Option(Fmt.text, "--format", help="text, or json for CI bots."),
+    require_digest: bool = typer.Option(
+        False, "--require-digest", help="Every image must be pinned by digest (repo:tag@sha256:...), not only by tag."
+    ),
     repo: Optional[Path] = RepoOpt,
 ) -> None:
     """Build, schema-check, policy-check and plan-check overlays; report every finding.
+
+    With --all, also scans every generated file (overlays/, base/, components/, argocd/,
+    flux/) for credentials and checks that no two overlays share a namespace.
 
     Example: compose check --all --kube-version 1.32 --crd-dir ../shared/crds
     """
@@ -239,7 +267,9 @@ def check(
         dirs = [root / d for d in kustomize.discover(root)]
     else:
         dirs = overlay.resolve_overlays(root, overlay_name, all_)
-    reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir)
+    reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir, require_digest=require_digest)
+    if all_:
+        reports.append(checks.check_repository(root))
     if fmt is Fmt.json:
         echo(json.dumps(checks.summary(reports), indent=2, sort_keys=True))
     else:

@@ -46,3 +46,53 @@ def overlay_name(env: str, slug: str) -> str:
             f"it must be at most {MAX_OVERLAY_NAME}: pass a shorter --name"
         )
     return check_label(name, "overlay name", MAX_OVERLAY_NAME)
+
+
+# --------------------------------------------------------------------------- namespaces a model may not use
+
+# Namespaces other owners already hold. A model overlay owns its Namespace (it renders
+# it, and Argo CD/Flux apply it), so pointing one at these would hand a platform
+# namespace to a model's lifecycle. Go path.Match globs, as the Argo CD AppProject
+# uses them (compose/publish/gitops.py builds the project's clusterResourceBlacklist
+# from the same list, and tests/test_gitops.py checks no allowed pattern matches one).
+ARGOCD_NAMESPACE = "argocd"
+FLUX_NAMESPACE = "flux-system"
+MONITORING_NAMESPACE = "monitoring"
+# Cluster add-ons live in a namespace named after their directory (base/<addon>),
+# labelled with exactly the Pod Security level they need.
+ADDON_NAMESPACES = ("nvidia-device-plugin",)
+RESERVED_NAMESPACES: tuple[tuple[str, str], ...] = (
+    ("kube-*", "Kubernetes' own (kube-system, kube-public, kube-node-lease)"),
+    ("default", "the namespace every unqualified kubectl command lands in"),
+    (ARGOCD_NAMESPACE, "Argo CD's"),
+    (FLUX_NAMESPACE, "Flux's"),
+    (MONITORING_NAMESPACE, "Prometheus' (the monitoring stack)"),
+    *((ns, "a cluster add-on's (base/" + ns + ")") for ns in ADDON_NAMESPACES),
+)
+
+
+def _glob(pattern: str, name: str) -> bool:
+    """The subset of Go's path.Match these patterns use: a trailing '*'."""
+    return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+
+
+def reserved_namespace(name: str, extra: tuple[str, ...] = ()) -> str | None:
+    """Why `name` is not a model's to own, or None when it may be used."""
+    for pattern, owner in RESERVED_NAMESPACES:
+        if _glob(pattern, name):
+            return f"{name} is {owner} namespace"
+    if name in extra:
+        return f"{name} is the Prometheus namespace of --prometheus-url"
+    return None
+
+
+def check_namespace(value: str, what: str = "--namespace", extra: tuple[str, ...] = ()) -> str:
+    """A DNS-1123 label that no other owner holds (see RESERVED_NAMESPACES)."""
+    check_label(value, what)
+    why = reserved_namespace(value, extra)
+    if why:
+        raise InvalidName(
+            f"invalid {what} {value!r}: {why}, and a model overlay owns its namespace (renders it, labels it "
+            "Pod Security restricted); use one of its own, e.g. <env>-<name> (the default)"
+        )
+    return value

@@ -9,6 +9,7 @@ file to a person.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 from compose.core.errors import InvalidInput
@@ -75,9 +76,22 @@ class Options:
     canary_weight: int | None = None
     canary_of: str | None = None
     shared_cache: bool | None = None  # the canary mounts its stable overlay's weight cache
+    # Security (issue 11). None means "the environment's default" (see network_policy_on).
+    image_digest: str | None = None  # sha256:<64 hex>, pinned on both vLLM containers
+    api_key_secret: str | None = None  # Secret whose key `api-key` becomes VLLM_API_KEY
+    network_policy: bool | None = None  # components/network-policy; default on in staging and prod
+    allow_from: tuple[str, ...] | None = None  # namespaces that may reach port 8000
+
+    def __post_init__(self):
+        if self.allow_from is not None and not isinstance(self.allow_from, tuple):
+            object.__setattr__(self, "allow_from", tuple(self.allow_from))
 
     def to_inputs(self) -> dict:
-        return {k: v for k, v in sorted(dataclasses.asdict(self).items()) if v is not None}
+        out = {}
+        for k, v in sorted(dataclasses.asdict(self).items()):
+            if v is not None:
+                out[k] = list(v) if isinstance(v, tuple) else v
+        return out
 
     @classmethod
     def from_inputs(cls, inputs: dict) -> "Options":
@@ -94,6 +108,85 @@ BASE_REFERENCE = Options(
     model="llama-3.1-8b", env="dev", cloud="k3s", gpu="l4", max_model_len=8192, monitoring=False, namespace="vllm"
 )
 
+
+
+def prometheus_namespace(url: str) -> str | None:
+    """The namespace of an in-cluster Prometheus URL (`http://<svc>.<ns>.svc[...]:9090`),
+    or None when the host names no Service (an IP, an external name)."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[2] == "svc" and parts[1]:
+        return parts[1]
+    return None
+
+
+def prometheus_namespaces(opts: "Options") -> tuple[str, ...]:
+    ns = prometheus_namespace(opts.prometheus_url)
+    return (ns,) if ns else ()
+
+
+# --------------------------------------------------------------------------- security options
+
+# The vLLM image; the tag is the planner's vLLM version (plan["vllm_version"]).
+VLLM_IMAGE = "vllm/vllm-openai"
+DIGEST_FORM = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Key of the API-key Secret that `--api-key-secret NAME` reads (as the hf-token Secret's `token`).
+API_KEY_SECRET_KEY = "api-key"
+# Environments whose overlays get components/network-policy unless --no-network-policy.
+NETWORK_POLICY_ENVS = ("staging", "prod")
+# Where client traffic comes from by default: a Gateway / ingress controller deployed
+# in a namespace named `gateway` (rename with --allow-from).
+DEFAULT_GATEWAY_NAMESPACE = "gateway"
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def check_image_digest(digest: str | None) -> str | None:
+    if digest is None:
+        return None
+    if not DIGEST_FORM.match(digest):
+        raise InvalidInput(
+            f"invalid --image-digest {digest[:80]!r}: use sha256:<64 lower-case hex digits>, the image index digest "
+            "of the release (crane digest vllm/vllm-openai:v<version>)"
+        )
+    return digest
+
+
+def check_secret_name(name: str | None, what: str = "--api-key-secret") -> str | None:
+    if name is None:
+        return None
+    if not _SUBDOMAIN.match(name) or ".." in name:
+        raise InvalidInput(f"invalid {what} {name[:80]!r}: the name of a Secret in the model's namespace "
+                           "(lower-case letters, digits, '-' and '.', at most 253 characters)")
+    return name
+
+
+def network_policy_on(opts: "Options") -> bool:
+    if opts.network_policy is not None:
+        return opts.network_policy
+    return opts.env in NETWORK_POLICY_ENVS or bool(opts.allow_from)
+
+
+def ingress_namespaces(opts: "Options", namespace: str | None = None) -> list[str]:
+    """Namespaces the network policy admits on port 8000: the clients' (--allow-from;
+    by default the namespace of --gateway NS/NAME, else `gateway`), always the
+    Prometheus namespace of --prometheus-url, whose scrape of /metrics feeds the KEDA
+    query (without it the ScaledObject falls back), and with `--router inference-pool`
+    the model's own namespace, where the endpoint picker scrapes every pod's /metrics
+    on 8000 to choose one (components/inference-pool)."""
+    if opts.allow_from:
+        clients = set(opts.allow_from)
+    elif opts.gateway:
+        clients = {opts.gateway.partition("/")[0]}
+    else:
+        clients = {DEFAULT_GATEWAY_NAMESPACE}
+    if opts.router == "inference-pool" and namespace:
+        clients.add(namespace)
+    return sorted(clients | set(prometheus_namespaces(opts) or ("monitoring",)))
 
 
 def parse_replicas(text: str | None) -> tuple[int, int] | None:

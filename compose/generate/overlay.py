@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compose.core import kustomize, names, yamlio
+from compose.core import kustomize, names, secrets, yamlio
 from compose.core.errors import InvalidInput, NotOurs, OverlayExists
 from compose.core.writer import CREATED, UNCHANGED, Change, FileSet, apply
 from compose.core.writer import report as writer_report
@@ -37,13 +37,23 @@ from compose.generate.options import (
     Options,
     header,
     is_generated,
+    API_KEY_SECRET_KEY,
+    VLLM_IMAGE,
+    check_image_digest,
+    check_secret_name,
+    ingress_namespaces,
+    network_policy_on,
     parse_replicas,
+    prometheus_namespaces,
     replica_bounds,
 )
 from compose.generate.patches import (
     PATCH_WHY,
     _patch_text,
+    patch_api_key,
+    patch_image,
     patch_model_args,
+    patch_network_policy,
     patch_placement,
     patch_probes_drain,
     patch_resources,
@@ -136,16 +146,19 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
 
 _COMPONENTS_PREFIX = "../../components/"
 _MANAGED_COMPONENTS = {
-    f"{_COMPONENTS_PREFIX}{c}" for c in (*clouds_mod.CLOUDS, "spot", "monitoring", *routing.COMPONENTS)
+    f"{_COMPONENTS_PREFIX}{c}"
+    for c in (*clouds_mod.CLOUDS, "spot", "monitoring", "network-policy", *routing.COMPONENTS)
 }
 # Every patch file compose writes (and may delete when an option goes away).
 ALL_PATCHES = frozenset(PATCH_WHY) | frozenset(routing.PATCH_WHY)
-VLLM_IMAGE = "vllm/vllm-openai"  # the image base/vllm pins (both containers)
 
 
-def image_override(image: str | None) -> dict | None:
-    """The kustomization `images:` entry that swaps the base's vLLM image for `image`."""
-    if image is None:
+def image_override(image: str | None, digest: str | None = None) -> dict | None:
+    """The kustomization `images:` entry that swaps the base's vLLM image for `image`.
+
+    With `--image-digest` the pin is patch-image.yaml's (image and digest on both
+    containers, the tag kept for readers), so no `images:` entry is written."""
+    if image is None or digest is not None:
         return None
     ref, _, digest = image.partition("@")
     name, tag = ref, None
@@ -168,6 +181,8 @@ def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patc
         components.append(f"{_COMPONENTS_PREFIX}spot")
     if opts.monitoring:
         components.append(f"{_COMPONENTS_PREFIX}monitoring")
+    if network_policy_on(opts):
+        components.append(f"{_COMPONENTS_PREFIX}network-policy")
     components += [f"{_COMPONENTS_PREFIX}{c}" for c in routing.components(opts)]
     mutable = {
         "vllm-compose.io/env": opts.env,
@@ -176,7 +191,7 @@ def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patc
     }
     if opts.canary_of is not None:
         mutable[routing.CANARY_OF_LABEL] = opts.canary_of
-    image = image_override(opts.image)
+    image = image_override(opts.image, opts.image_digest)
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -292,6 +307,8 @@ def command_line(opts: Options) -> str:
         ("--tensor-parallel-size", opts.tensor_parallel_size),
         ("--gpu-memory-utilization", opts.gpu_memory_utilization),
         ("--kv-cache-dtype", opts.kv_cache_dtype),
+        ("--image-digest", opts.image_digest),
+        ("--api-key-secret", opts.api_key_secret),
     ):
         if value is not None:
             parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
@@ -312,6 +329,10 @@ def command_line(opts: Options) -> str:
     ):
         if value is not None:
             parts.append(f"{flag} {value}")
+    if opts.network_policy is not None:
+        parts.append("--network-policy" if opts.network_policy else "--no-network-policy")
+    for ns in opts.allow_from or ():
+        parts.append(f"--allow-from {ns}")
     return " ".join(parts)
 
 
@@ -349,6 +370,32 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
             "the model down for one start-up (budget {s} s). That is the trade-off for dev and staging;\n"
             "production overlays keep two replicas. See [base/README.md](../../base/README.md#single-replica).\n"
         ).format(s=plan["startup_budget_seconds"])
+    security = ""
+    if opts.api_key_secret:
+        security += (
+            "\n## API key\n\n"
+            f"vLLM reads its key from the Secret `{opts.api_key_secret}` (key `{API_KEY_SECRET_KEY}`) as `VLLM_API_KEY`;\n"
+            "the pod does not start until the Secret exists. Create it once (never commit it):\n\n"
+            "```sh\n"
+            f"kubectl -n {namespace} create secret generic {opts.api_key_secret} --from-literal={API_KEY_SECRET_KEY}=\"$(openssl rand -hex 32)\"\n"
+            "```\n\n"
+            "Clients send it as a bearer token on `/v1` (also `/v2`, `/inference`, `/cohere`):\n\n"
+            "```sh\n"
+            f"curl -H \"Authorization: Bearer $VLLM_API_KEY\" http://{name}-vllm.{namespace}.svc:8000/v1/models\n"
+            "```\n\n"
+            "`/health` and `/metrics` stay open, so the probes and Prometheus need no key; so do vLLM's\n"
+            "other routes (`/tokenize`, `/invocations`, `/pause`, ...): the network policy, not the key, is the\n"
+            "boundary (vLLM's security guide: \"Do not rely exclusively on --api-key\").\n"
+        )
+    if network_policy_on(opts):
+        allowed = ", ".join(f"`{ns}`" for ns in ingress_namespaces(opts, namespace))
+        security += (
+            "\n## Network policy\n\n"
+            f"Port 8000 is reachable only from the namespaces {allowed}: the clients' (`--allow-from`,\n"
+            "default `gateway`) and Prometheus' (for `/metrics`). The pods may connect only to DNS and to\n"
+            "HTTPS (the weight download). Enforced only where the CNI implements NetworkPolicy: see\n"
+            "[components/network-policy](../../components/network-policy/README.md).\n"
+        )
     addon = ""
     if clouds_mod.get(opts.cloud).needs_device_plugin:
         addon = "kubectl apply -k ../../base/nvidia-device-plugin   # once per cluster\n"
@@ -365,7 +412,7 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         f"```sh\n{addon}kubectl apply -k .\n"
         f"compose check {name}\n"
         f"kubectl -n {namespace} rollout status deploy/{name}-vllm --timeout={plan['progress_deadline_seconds']}s\n```\n"
-        f"{gated}{single}{routing.readme_section(opts, plan, name, namespace)}\n"
+        f"{gated}{single}{security}{routing.readme_section(opts, plan, name, namespace)}\n"
         "## Plan\n\n"
         "| figure | value | how it was derived |\n|---|---|---|\n"
         f"{rows}\n\n"
@@ -387,15 +434,27 @@ def generate(
     if opts.name is not None:  # validate names before the (slower) planning
         names.overlay_name(opts.env, opts.name)
     if opts.namespace is not None:
-        names.check_label(opts.namespace, "--namespace")
+        names.check_namespace(opts.namespace, "--namespace", prometheus_namespaces(opts))
+    check_image_digest(opts.image_digest)
+    check_secret_name(opts.api_key_secret)
+    for ns in opts.allow_from or ():
+        names.check_label(ns, "--allow-from")
+    if opts.allow_from and opts.network_policy is False:
+        raise InvalidInput("--allow-from names who may pass the network policy; drop it or --no-network-policy")
     parse_replicas(opts.replicas)
+    leaks = secrets.leaks(opts.prometheus_url)
+    if leaks:
+        raise InvalidInput(
+            f"invalid --prometheus-url: it carries credentials ({leaks[0]}), which would be written into Git; "
+            "give KEDA its credentials with a TriggerAuthentication instead (keda.sh docs, Prometheus scaler)"
+        )
     if plan is None:
         plan, notes = make_plan(opts, repo)
     else:
         notes = []
     plan = with_revision(plan, opts.revision)
     name = names.overlay_name(opts.env, opts.name if opts.name else names.slugify(plan["slug"]))
-    namespace = names.check_label(opts.namespace or name, "--namespace")
+    namespace = names.check_namespace(opts.namespace or name, "--namespace", prometheus_namespaces(opts))
     routing.check_options(opts, name)
     instance = routing.scope_instance(opts, name)
 
@@ -410,6 +469,12 @@ def generate(
     placement = patch_placement(plan, opts)
     if placement is not None:
         patch_docs["patch-placement.yaml"] = placement
+    if opts.image_digest:
+        patch_docs["patch-image.yaml"] = patch_image(plan, opts.image_digest, opts.image)
+    if opts.api_key_secret:
+        patch_docs["patch-api-key.yaml"] = patch_api_key(opts.api_key_secret)
+    if network_policy_on(opts):
+        patch_docs["patch-network-policy.yaml"] = patch_network_policy(ingress_namespaces(opts, namespace))
     files: dict[str, str] = {f: _patch_text(f, name, d) for f, d in patch_docs.items()}
     if opts.monitoring:
         files["patch-alerts.yaml"] = _alerts_patch(plan, opts, name, namespace)
@@ -529,6 +594,7 @@ def write(
     directory = (root / probe.name).resolve()
     if root.resolve() not in directory.parents:
         raise InvalidInput(f"refusing to write outside {root}: {directory}")
+    check_namespace_free(repo, probe.name, probe.namespace, canary_of=opts.canary_of)
     exists = directory.exists()
     if exists and not owned(directory):
         raise NotOurs(
@@ -617,6 +683,58 @@ def list_overlay_dirs(repo: Path) -> list[Path]:
     if not root.exists():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / KUSTOMIZATION).exists())
+
+
+def overlay_namespace(directory: Path) -> str:
+    """The namespace an overlay renders into: its plan file's, else its kustomization's
+    `namespace:`, else its directory name (as the Argo CD ApplicationSet derives it)."""
+    try:
+        ns = (load_plan_file(directory).get("overlay") or {}).get("namespace")
+    except (NotOurs, InvalidInput):
+        ns = None
+    if not ns:
+        try:
+            data = yamlio.load_file(Path(directory) / KUSTOMIZATION)
+        except (InvalidInput, OSError):
+            data = None
+        ns = data.get("namespace") if isinstance(data, dict) else None
+    return str(ns or Path(directory).name)
+
+
+def canary_users(repo: Path) -> dict[str, list[str]]:
+    """{stable overlay: [its canary overlays]} from the recorded `inputs.canary_of`."""
+    out: dict[str, list[str]] = {}
+    for d in list_overlay_dirs(repo):
+        try:
+            stable = (load_plan_file(d).get("inputs") or {}).get("canary_of")
+        except (NotOurs, InvalidInput):
+            continue
+        if stable:
+            out.setdefault(str(stable), []).append(d.name)
+    return out
+
+
+def namespace_users(repo: Path) -> dict[str, list[str]]:
+    """{namespace: [overlay, ...]} over every overlay of the repository."""
+    out: dict[str, list[str]] = {}
+    for d in list_overlay_dirs(repo):
+        out.setdefault(overlay_namespace(d), []).append(d.name)
+    return out
+
+
+def check_namespace_free(repo: Path, name: str, namespace: str, canary_of: str | None = None) -> None:
+    """One namespace per overlay: two overlays in one namespace would each own (label,
+    sync, never prune) the same Namespace, and their objects could collide. The one
+    exception is a canary and its stable overlay: the canary renders neither the
+    Namespace nor the claim, and shares both (compose canary)."""
+    pair = {canary_of} if canary_of else set()
+    pair |= set(canary_users(repo).get(name, []))
+    others = [o for o in namespace_users(repo).get(namespace, []) if o != name and o not in pair]
+    if others:
+        raise InvalidInput(
+            f"invalid --namespace {namespace!r}: overlay {others[0]} already uses it, and every overlay owns "
+            f"its own namespace; pick another --namespace (the default is the overlay name, {name})"
+        )
 
 
 def resolve_overlays(repo: Path, overlay: str | None, all_: bool) -> list[Path]:

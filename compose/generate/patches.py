@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from compose.core import yamlio
 from compose.generate.alerts import KEDA_FAILURE_THRESHOLD
-from compose.generate.options import Options, header, replica_bounds
+from compose.generate.options import API_KEY_SECRET_KEY, VLLM_IMAGE, Options, header, replica_bounds
 from compose.plan import clouds as clouds_mod
 
 # Probe timeouts: at least 5 s, so a saturated server is not taken for dead
@@ -175,6 +175,57 @@ def patch_placement(plan: dict, opts: Options) -> dict | None:
     return _deployment({"nodeSelector": selector})
 
 
+def patch_image(plan: dict, digest: str, image: str | None = None) -> dict:
+    """Pin both vLLM containers to `digest`; the tag stays for readers (and for the
+    vllm-flags check, which reads the version from it). The image is `--image` when
+    given (compose canary, another release), else the planner's vLLM release."""
+    ref = (image or f"{VLLM_IMAGE}:v{plan['vllm_version']}").partition("@")[0]
+    image = f"{ref}@{digest}"
+    return _deployment(
+        {
+            "initContainers": [{"name": "download-weights", "image": image}],
+            "containers": [{"name": "vllm", "image": image}],
+        }
+    )
+
+
+def patch_api_key(secret: str) -> dict:
+    """VLLM_API_KEY from the Secret's `api-key`. vLLM 0.33.0 then requires
+    `Authorization: Bearer <key>` on /v1, /v2, /inference and /cohere only
+    (vllm/entrypoints/serve/middleware/authenticate.py:11 GUARDED_PREFIX, :59), so the
+    probes (/health) and Prometheus (/metrics) keep working without it; --api-key
+    would take precedence over the variable (middleware/register.py:32-36), and is
+    never set here."""
+    env = [{"name": "VLLM_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": API_KEY_SECRET_KEY, "optional": False}}}]
+    return _deployment({"containers": [{"name": "vllm", "env": env}]})
+
+
+def patch_network_policy(namespaces: list[str]) -> dict:
+    """The namespaces components/network-policy admits on port 8000."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "vllm"},
+        "spec": {
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [
+                                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}
+                                ]
+                            }
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 8000}],
+                }
+            ]
+        },
+    }
+
+
 def _deployment(pod_spec: dict) -> dict:
     return {
         "apiVersion": "apps/v1",
@@ -197,6 +248,15 @@ PATCH_WHY = {
     "patch-storage.yaml": "Model cache sized from the checkpoint (weights on disk plus headroom).",
     "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels.",
     "patch-alerts.yaml": "Alert thresholds from this overlay's plan.",
+    "patch-image.yaml": "Pin the vLLM image by digest on both containers (--image-digest); a tag can move,\n"
+    "# a digest cannot.",
+    "patch-api-key.yaml": "vLLM requires `Authorization: Bearer <key>` on /v1, /v2, /inference and /cohere;\n"
+    "# the key comes from a Secret (--api-key-secret), never from Git. /health and\n"
+    "# /metrics stay open for the probes and Prometheus: vLLM 0.33.0\n"
+    "# vllm/entrypoints/serve/middleware/authenticate.py:11 (GUARDED_PREFIX) and :59.",
+    "patch-network-policy.yaml": "The namespaces that may reach port 8000 (--allow-from): the gateway and\n"
+    "# Prometheus by default; components/network-policy allows nothing else in, and only\n"
+    "# DNS and HTTPS out.",
 }
 
 

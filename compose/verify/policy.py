@@ -255,11 +255,14 @@ class Build:
     """Index of one rendered build."""
 
     def __init__(self, docs: list[dict], source: str, readme_text: str | None,
-                 load_seconds: Callable[[dict], float | None] | None = None):
+                 load_seconds: Callable[[dict], float | None] | None = None, require_digest: bool = False):
         self.docs = [d for d in docs if isinstance(d, dict)]
         self.source = source
         self.readme_text = readme_text
         self.load_seconds = load_seconds
+        self.require_digest = require_digest
+        self.namespaces = {_get(d, "metadata", "name"): d for d in self.docs
+                           if d.get("kind") == "Namespace" and d.get("apiVersion") == "v1"}
         self.findings: list[Finding] = []
         self.deployments = [d for d in self.docs if d.get("kind") == "Deployment"]
         self.scaled_objects = [d for d in self.docs if d.get("kind") == "ScaledObject"]
@@ -949,6 +952,7 @@ def check_policy(
     *,
     load_seconds: Callable[[dict], float | None] | None = None,
     rules: Iterable[str] | None = None,
+    require_digest: bool = False,
 ) -> list[Finding]:
     """Run every policy rule over one rendered build and return all findings, sorted.
 
@@ -959,8 +963,9 @@ def check_policy(
     load_seconds: optional callable Deployment -> estimated load seconds (or None to
         fall back to the annotation); lets a caller plug the planner in directly.
     rules: restrict to these rule ids (see RULES); default all.
+    require_digest: every image must be pinned by digest (`compose check --require-digest`).
     """
-    b = Build(docs, source, readme_text, load_seconds)
+    b = Build(docs, source, readme_text, load_seconds, require_digest)
     for rid in (list(RULES) if rules is None else list(rules)):
         if rid not in RULES:
             raise InvalidInput(f"unknown policy rule {rid!r}; choose from: {', '.join(RULES)}")
@@ -970,3 +975,6 @@ def check_policy(
 
 # The route, inference-pool and canary rules register themselves with `rule` (issue 14).
 from compose.verify import routingpolicy as _routingpolicy  # noqa: E402,F401
+# The security rules (Pod Security, credentials, images, namespaces) live in their own
+# module and register themselves into RULES on import.
+from compose.verify import security as _security  # noqa: E402,F401
