@@ -15,7 +15,7 @@ REQUIRED_MODELS = {
     "qwen2.5-7b", "qwen2.5-32b", "qwen2.5-72b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b",
     "gemma-2-9b", "gemma-2-27b", "deepseek-r1-distill-qwen-32b",
 }
-REQUIRED_GPUS = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "l40s", "l4", "a10g", "t4", "mi300x", "rtx-4090"}
+REQUIRED_GPUS = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "l40s", "l4", "a10g", "t4", "rtx-4090"}
 
 
 # --------------------------------------------------------------------------- models
@@ -178,7 +178,6 @@ def test_aliases_and_unknown_gpu():
 def test_clouds_lists_node_shapes_and_empty_lists_for_gpus_not_offered():
     assert catalog.get_gpu("a10g").clouds()["gke"] == []
     assert catalog.get_gpu("l4").clouds()["aks"] == []
-    assert catalog.get_gpu("mi300x").clouds()["eks"] == []
     assert catalog.get_gpu("rtx-4090").clouds() == {"gke": [], "eks": [], "aks": []}
     assert "p5.48xlarge" in catalog.get_gpu("h100-80gb").clouds()["eks"]
     assert {g.name for g in catalog.gpus_for_cloud("gke")} >= {"l4", "h100-80gb", "t4"}
@@ -186,6 +185,25 @@ def test_clouds_lists_node_shapes_and_empty_lists_for_gpus_not_offered():
     assert "rtx-4090" in {g.name for g in catalog.gpus_for_cloud("k3s")}
     with pytest.raises(InvalidInput, match="unknown cloud"):
         catalog.gpus_for_cloud("azure")
+
+
+def test_amd_gpus_are_refused_with_the_reason():
+    """MI300X left the catalog (docs/gpus.md): --gpu mi300x says why, and the
+    catalog holds NVIDIA GPUs only."""
+    with pytest.raises(UnknownGPU, match="NVIDIA deployments only.*restricted"):
+        catalog.get_gpu("mi300x")
+    assert {g.vendor for g in catalog.gpus()} == {"nvidia"}
+    assert {g.resource for g in catalog.gpus()} == {"nvidia.com/gpu"}
+
+
+def test_eks_pins_the_a100_memory():
+    """Karpenter calls both A100s "a100"; the GPU memory label tells p4d from p4de."""
+    assert catalog.get_gpu("a100-80gb").node_selector("eks", 4) == {
+        "karpenter.k8s.aws/instance-gpu-name": "a100", "karpenter.k8s.aws/instance-gpu-memory": "81920"}
+    assert catalog.get_gpu("a100-40gb").node_selector("eks", 1)["karpenter.k8s.aws/instance-gpu-memory"] == "40960"
+    assert catalog.get_gpu("h100-80gb").node_selector("eks", 8) == {"karpenter.k8s.aws/instance-gpu-name": "h100"}
+    assert catalog.get_gpu("l4").node_selector("gke", 1) == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert catalog.get_gpu("l4").node_selector("k3s", 1) == {}
 
 
 def test_node_label_values():

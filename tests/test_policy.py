@@ -59,6 +59,8 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "runtime-class-missing-on-k3s": ("runtime-class", "runtimeClassName", ("unset on k3s",)),
     "rwo-cache-on-gke": ("rwo-cache-only-on-k3s", "spec.accessModes", ("ReadWriteOnce on gke", "Multi-Attach")),
     "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
+    "gpu-vendor-mismatch": ("gpu-vendor", "containers[vllm].resources",
+                            ("requests amd.com/gpu (amd)", "CUDA build", "nvidia.com/gpu.present=true")),
 }
 
 
@@ -174,3 +176,17 @@ def test_flag_list_is_the_pinned_release():
     assert {"--shutdown-timeout", "--max-num-queued-reqs", "--served-model-name"} <= flags
     assert not set(policy.REMOVED_FLAGS) & flags
     assert policy.valid_flags("0.0.1") is None
+
+
+def test_gpu_vendor_rejects_the_old_mi300x_overlay():
+    """What compose used to write for --gpu mi300x: an NVIDIA pod labelled mi300x."""
+    import copy
+
+    docs = copy.deepcopy(build(str(REPO / "base/vllm")).docs)
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    labels = dep["spec"]["template"]["metadata"].setdefault("labels", {})
+    labels[policy.GPU_LABEL] = "l4"
+    assert policy.check_policy(docs, "x", README_OK, rules=["gpu-vendor"]) == []
+    labels[policy.GPU_LABEL] = "mi300x"
+    (finding,) = policy.check_policy(docs, "x", README_OK, rules=["gpu-vendor"])
+    assert finding.field.endswith("labels.vllm-compose.io/gpu") and "Pod Security" in finding.problem

@@ -54,11 +54,14 @@ def patch_model_args(plan: dict) -> dict:
 
 def patch_resources(plan: dict) -> dict:
     """GPU, memory and CPU for the server; the /dev/shm size counts against memory."""
+    from compose.plan import catalog
+
     gpus = str(plan["gpus_per_replica"])
     memory = _gi(plan["memory_request_gib"])
+    resource = catalog.get_gpu(plan["gpu"]).resource
     resources = {
-        "requests": {"cpu": str(plan["cpu_request"]), "memory": memory, "nvidia.com/gpu": gpus},
-        "limits": {"memory": memory, "nvidia.com/gpu": gpus},
+        "requests": {"cpu": str(plan["cpu_request"]), "memory": memory, resource: gpus},
+        "limits": {"memory": memory, resource: gpus},
     }
     return _deployment(
         {
@@ -160,9 +163,7 @@ def patch_placement(plan: dict, opts: Options) -> dict | None:
     cloud = clouds_mod.get(opts.cloud)
     selector: dict[str, str] = {}
     if cloud.gpu_label:
-        value = catalog.get_gpu(plan["gpu"]).node_label_value(cloud.name, int(plan["gpus_per_replica"]))
-        if value:
-            selector[cloud.gpu_label] = value
+        selector.update(catalog.get_gpu(plan["gpu"]).node_selector(cloud.name, int(plan["gpus_per_replica"])))
     if opts.spot and cloud.spot_label:
         selector[cloud.spot_label[0]] = cloud.spot_label[1]
     if not selector:

@@ -587,6 +587,20 @@ class NodeShape:
     gpus: int
 
 
+# The extended resource each vendor's device plugin advertises (NVIDIA/k8s-device-plugin,
+# ROCm/k8s-device-plugin). compose generates NVIDIA deployments only: the GPU catalog
+# holds no other vendor, and `compose check` (rule gpu-vendor) holds a pod's GPU
+# resource, image and node affinity to its GPU's vendor.
+VENDOR_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
+SUPPORTED_VENDORS = ("nvidia",)
+# GPUs taken out of the catalog, with the one-line reason `--gpu` answers.
+REMOVED_GPUS = {
+    "mi300x": "compose generates NVIDIA deployments only: every documented ROCm setup for vLLM on Kubernetes "
+              "needs seccompProfile Unconfined and hostIPC, which Pod Security \"restricted\" forbids "
+              "(docs/gpus.md); deploy it by hand in a namespace that allows them",
+}
+
+
 @dataclass(frozen=True)
 class GPU:
     name: str
@@ -601,6 +615,7 @@ class GPU:
     bf16: bool = True
     gke_accelerator: str | None = None
     karpenter_gpu_name: str | None = None
+    karpenter_gpu_memory_mib: int | None = None
     shapes: dict = field(default_factory=dict, hash=False, compare=False)  # cloud -> tuple[NodeShape]
     source: dict = field(default_factory=dict, hash=False, compare=False)
     custom: bool = False
@@ -642,6 +657,26 @@ class GPU:
             return self.karpenter_gpu_name
         return big_enough[0].name
 
+    def node_selector(self, cloud: str, gpus: int) -> dict[str, str]:
+        """The cloud's node labels that pin this GPU for a pod needing `gpus` of it:
+        node_label_value() under the cloud's GPU label, and on EKS the GPU memory
+        too where two catalog GPUs share Karpenter's instance-gpu-name (A100 40/80 GB).
+        Empty on self-managed clusters."""
+        labels = {"gke": "cloud.google.com/gke-accelerator", "eks": "karpenter.k8s.aws/instance-gpu-name",
+                  "aks": "node.kubernetes.io/instance-type"}
+        value = self.node_label_value(cloud, gpus)
+        if value is None or cloud not in labels:
+            return {}
+        out = {labels[cloud]: value}
+        if cloud == "eks" and self.karpenter_gpu_memory_mib:
+            out["karpenter.k8s.aws/instance-gpu-memory"] = str(self.karpenter_gpu_memory_mib)
+        return out
+
+    @property
+    def resource(self) -> str:
+        """The extended resource a pod requests for this GPU (nvidia.com/gpu)."""
+        return VENDOR_RESOURCES[self.vendor]
+
     def dense_tflops(self, precision: str) -> float | None:
         value = self.tflops.get(precision)
         return float(value) if value else None
@@ -664,13 +699,17 @@ def _gpu_from_yaml(raw: dict) -> GPU:
         cloud: tuple(NodeShape(str(s["name"]), int(s["gpus"])) for s in clouds[cloud][key])
         for cloud, key in lists.items()
     }
+    if raw["vendor"] not in SUPPORTED_VENDORS:
+        raise InvalidInput(f"gpus.yaml: {raw['name']} is a {raw['vendor']} GPU; compose generates "
+                           f"{', '.join(SUPPORTED_VENDORS)} deployments only (see the catalog's header)")
     return GPU(
         name=raw["name"], aliases=tuple(raw.get("aliases") or ()), vendor=raw["vendor"],
         device_name=raw["device_name"], memory_gib=float(raw["memory_gib"]),
         bandwidth_gbps=float(raw["bandwidth_gbps"]), tflops=dict(raw["tflops"]),
         compute_capability=raw.get("compute_capability"), bf16=bool(raw["bf16"]),
         gpus_per_node=int(raw["gpus_per_node"]), gke_accelerator=clouds["gke"].get("accelerator"),
-        karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"), shapes=shapes, source=dict(raw["source"]),
+        karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"),
+        karpenter_gpu_memory_mib=clouds["eks"].get("karpenter_gpu_memory_mib"), shapes=shapes, source=dict(raw["source"]),
     )
 
 
@@ -683,6 +722,8 @@ def get_gpu(name: str) -> GPU:
     for gpu in _gpu_entries():
         if key == gpu.name or key in gpu.aliases:
             return gpu
+    if key in REMOVED_GPUS:
+        raise UnknownGPU(f"--gpu {key} is not supported: {REMOVED_GPUS[key]}")
     raise UnknownGPU(f"unknown GPU {name!r}; run `compose gpus` to list the catalog")
 
 

@@ -891,6 +891,105 @@ def _spot(b: Build) -> None:
                   f"{cloud.spot_notice_seconds} s; `compose new-model --spot` does this")
 
 
+# ----------------------------------------------------------------------------- placement
+
+
+GPU_LABEL = "vllm-compose.io/gpu"
+ENV_LABEL = "vllm-compose.io/env"
+# Node-affinity requirements that only NVIDIA GPU nodes meet (the base's and the
+# cloud components' GPU terms).
+_NVIDIA_NODE_TERMS = {
+    "nvidia.com/gpu.present": "true",
+    "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
+    "kubernetes.azure.com/accelerator": "nvidia",
+}
+
+
+def _required_terms(spec: dict) -> list[list[dict]]:
+    """matchExpressions of each required nodeSelectorTerm (ORed terms of ANDed expressions)."""
+    terms = _get(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
+                 "nodeSelectorTerms", default=[]) or []
+    return [[e for e in (t.get("matchExpressions") or []) if isinstance(e, dict)] for t in terms if isinstance(t, dict)]
+
+
+def _expr_excludes(expr: dict, key: str, value: str) -> bool:
+    """True when this expression rejects every node labelled key=value."""
+    if expr.get("key") != key:
+        return False
+    op, values = expr.get("operator"), [str(v) for v in expr.get("values") or []]
+    return (op == "In" and value not in values) or (op == "NotIn" and value in values) or op == "DoesNotExist"
+
+
+def _excludes_label(spec: dict, key: str, value: str) -> bool:
+    """True when the pod can never be placed on a node labelled key=value: its
+    nodeSelector pins another value, or every required affinity term rejects it."""
+    selector = spec.get("nodeSelector") or {}
+    if key in selector and str(selector[key]) != value:
+        return True
+    terms = _required_terms(spec)
+    return bool(terms) and all(any(_expr_excludes(e, key, value) for e in term) for term in terms)
+
+
+def _tolerates(spec: dict, key: str, value: str | None, effect: str = "NoSchedule") -> bool:
+    for t in spec.get("tolerations") or []:
+        if not isinstance(t, dict) or (t.get("effect") or effect) != effect:
+            continue
+        if t.get("key") in (None, "") and t.get("operator") == "Exists":
+            return True
+        if t.get("key") == key and (t.get("operator") == "Exists" or str(t.get("value", "")) == (value or "")):
+            return True
+    return False
+
+
+@rule("gpu-vendor", "the GPU resource matches the GPU's vendor (vllm-compose.io/gpu), the image and the "
+      "node affinity: nvidia.com/gpu with vLLM's CUDA image on NVIDIA nodes")
+def _gpu_vendor(b: Build) -> None:
+    from compose.core.errors import UnknownGPU
+    from compose.plan import catalog
+
+    for d, spec, c, where in b.vllm_deployments():
+        res = c.get("resources") or {}
+        requested = [r for r in GPU_RESOURCES if r in (res.get("limits") or {}) or r in (res.get("requests") or {})]
+        labels = _get(d, "spec", "template", "metadata", "labels", default={}) or {}
+        gpu_name = labels.get(GPU_LABEL)
+        if gpu_name:
+            try:
+                gpu = catalog.get_gpu(str(gpu_name))
+            except UnknownGPU as err:
+                if str(gpu_name).lower() in catalog.REMOVED_GPUS:
+                    b.add(d, f"spec.template.metadata.labels.{GPU_LABEL}", f"the pod is labelled for {gpu_name}, "
+                          f"which compose does not support: {catalog.REMOVED_GPUS[str(gpu_name).lower()]}",
+                          "regenerate the overlay for an NVIDIA GPU (`compose gpus`), or deploy this model by hand")
+                    continue
+                gpu = None
+                del err
+            if gpu is not None and requested and gpu.resource not in requested:
+                b.add(d, f"{where}.resources", f"the pod requests {', '.join(requested)} but runs on {gpu.name} "
+                      f"({gpu.vendor}), whose device plugin advertises {gpu.resource}: it never schedules",
+                      f"request {gpu.resource} (compose new-model writes it from the GPU catalog)")
+                continue
+        for r in requested:
+            vendor = next(v for v, name in catalog.VENDOR_RESOURCES.items() if name == r)
+            problems = []
+            image = str(c.get("image") or "")
+            rocm = "rocm" in image.lower()
+            if vendor == "nvidia" and rocm:
+                problems.append(f"the image {image} is a ROCm build")
+            if vendor != "nvidia" and not rocm:
+                problems.append(f"the image {image} is vLLM's CUDA build")
+            if vendor != "nvidia":
+                for key, value in _NVIDIA_NODE_TERMS.items():
+                    if any(e.get("key") == key and e.get("operator") == "In" and value in (e.get("values") or [])
+                           for term in _required_terms(spec) for e in term):
+                        problems.append(f"the node affinity requires {key}={value} (NVIDIA nodes)")
+            if vendor not in catalog.SUPPORTED_VENDORS:
+                problems.append(f"compose generates {', '.join(catalog.SUPPORTED_VENDORS)} deployments only")
+            if problems:
+                b.add(d, f"{where}.resources", f"the pod requests {r} ({vendor}) but " + "; ".join(problems),
+                      "request nvidia.com/gpu for an NVIDIA GPU with the vllm/vllm-openai image "
+                      "(docs/gpus.md explains why AMD is not generated)")
+
+
 @rule("runtime-class", "runtimeClassName only where the cloud has that RuntimeClass (k3s: nvidia), never on eks/gke/aks")
 def _runtime(b: Build) -> None:
     for d, spec, _c, _w in b.vllm_deployments():
