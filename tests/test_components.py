@@ -39,7 +39,7 @@ CLAIMS: dict[str, dict[tuple[str, str], str | tuple[str, ...]]] = {
         ),
     },
     "k3s": {
-        ("Deployment", "vllm"): (CLOUD_ANN, "spec.template.spec.runtimeClassName"),
+        ("Deployment", "vllm"): (CLOUD_ANN, AFFINITY_TERM, "spec.template.spec.runtimeClassName"),
         ("PersistentVolumeClaim", "vllm-models"): ("spec.storageClassName", "spec.accessModes"),
     },
     "eks": {
@@ -177,7 +177,7 @@ def test_spot_priority_class_follows_the_name_prefix(scratch):
         "kubernetes.io/hostname": "DoNotSchedule", "topology.kubernetes.io/zone": "ScheduleAnyway"}
 
 
-@pytest.mark.parametrize("cloud", ("eks", "gke", "aks"))
+@pytest.mark.parametrize("cloud", ("eks", "gke", "aks", "k3s"))
 def test_affinity_patch_refuses_a_changed_base(scratch, cloud):
     """The JSON6902 `test` guard: if the base's GPU term changes, the build fails loudly."""
     changed = scratch.kustomization(files={"patch.yaml": (
