@@ -19,10 +19,12 @@ from compose.verify import policy, validate
 from compose.core.errors import BuildFailed
 from helpers_kube import REPO, Scratch, build, diff_paths, index, require_kubectl
 
-OURS = ("spot", "k3s", "eks", "gke", "aks")
+OURS = ("spot", "on-demand", "k3s", "eks", "gke", "aks")
 CLOUDS = ("k3s", "eks", "gke", "aks")
-AFFINITY_TERM = ("spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-                 ".nodeSelectorTerms[0].matchExpressions[0]")
+AFFINITY_TERMS = ("spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                  ".nodeSelectorTerms[0].matchExpressions")
+AFFINITY_TERM = AFFINITY_TERMS + "[0]"
+CAPACITY_ANN = "metadata.annotations.vllm-compose.io/capacity"
 CLOUD_ANN = "metadata.annotations.vllm-compose.io/cloud"
 
 # What each component claims to change, keyed by (kind, base name). Tolerations are
@@ -37,6 +39,9 @@ CLAIMS: dict[str, dict[tuple[str, str], str | tuple[str, ...]]] = {
             "spec.template.spec.tolerations.cloud.google.com/gke-spot=true:NoSchedule",
             "spec.template.spec.tolerations.kubernetes.azure.com/scalesetpriority=spot:NoSchedule",
         ),
+    },
+    "on-demand": {
+        ("Deployment", "vllm"): (CAPACITY_ANN, *(f"{AFFINITY_TERMS}[{i}]" for i in range(1, 6))),
     },
     "k3s": {
         ("Deployment", "vllm"): (CLOUD_ANN, AFFINITY_TERM, "spec.template.spec.runtimeClassName"),
@@ -132,7 +137,7 @@ def test_component_changes_only_what_it_claims(scratch, component):
 def test_component_changes_only_what_it_claims_inside_an_overlay(scratch, component):
     # As the composer uses it: namespace, namePrefix, identity label, and the
     # other component (a cloud with spot, spot with a cloud).
-    others = ["eks"] if component == "spot" else ["spot"]
+    others = ["eks"] if component in ("spot", "on-demand") else ["spot"]
     before = render(scratch, others, OVERLAY_LIKE).docs
     after = render(scratch, [*others[:1], component] if component != "spot" else [*others, component], OVERLAY_LIKE).docs
     assert_only_claimed(component, before, after, PREFIX)
@@ -245,6 +250,26 @@ def test_cloud_component_matches_clouds_py(scratch, name):
     if cloud.needs_device_plugin:
         addon = index(build(str(REPO / "base/nvidia-device-plugin")).docs)
         assert addon[("RuntimeClass", cloud.runtime_class)]["handler"] == cloud.runtime_class
+
+
+def test_on_demand_excludes_every_cloud_interruptible_label(scratch):
+    """components/on-demand encodes clouds.py: one NotIn per interruptible label of
+    every cloud, appended to (ANDed with) the GPU term, for every cloud component."""
+    wanted = {(k, v) for c in CLOUDS for k, v in clouds.get(c).interruptible_labels}
+    assert wanted  # eks, gke and aks sell spot
+    for cloud in ("eks", "gke", "aks"):
+        dep = index(render(scratch, [cloud, "on-demand"]).docs)[("Deployment", "vllm")]
+        terms = dep["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert len(terms) == 1
+        first, *rest = terms[0]["matchExpressions"]
+        assert first["key"] != "nvidia.com/gpu.present"  # the cloud's GPU term, kept
+        assert {(e["key"], e["values"][0]) for e in rest if e["operator"] == "NotIn"} == wanted
+        assert all(e["operator"] == "NotIn" and len(e["values"]) == 1 for e in rest)
+        assert policy.check_policy(render(scratch, [cloud, "on-demand"]).docs, cloud, "## Single replica",
+                                   rules=["capacity-type"]) == []
+        assert policy.check_policy(render(scratch, [cloud]).docs, cloud, "## Single replica",
+                                   rules=["capacity-type"]) != [] or cloud == "aks"
 
 
 @pytest.mark.parametrize("name", [c for c in CLOUDS if clouds.get(c).spot_taint])

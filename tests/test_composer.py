@@ -80,7 +80,7 @@ def test_every_generated_patch_opens_with_a_reason_and_is_one_concern(repo):
     k = yamlio.load_file(d / "kustomization.yaml")
     assert [p["path"] for p in k["patches"]] == patches
     assert k["resources"] == ["../../base/vllm"]
-    assert k["components"] == ["../../components/eks", "../../components/monitoring"]
+    assert k["components"] == ["../../components/eks", "../../components/on-demand", "../../components/monitoring"]
     # No two patches set the same field.
     seen: dict[str, str] = {}
     for p in patches:

@@ -59,6 +59,8 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "runtime-class-missing-on-k3s": ("runtime-class", "runtimeClassName", ("unset on k3s",)),
     "rwo-cache-on-gke": ("rwo-cache-only-on-k3s", "spec.accessModes", ("ReadWriteOnce on gke", "Multi-Attach")),
     "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
+    "capacity-on-demand-missing": ("capacity-type", "spec.template.spec.affinity.nodeAffinity",
+                                   ("karpenter.sh/capacity-type=spot", "Karpenter prefers spot")),
     "gpu-vendor-mismatch": ("gpu-vendor", "containers[vllm].resources",
                             ("requests amd.com/gpu (amd)", "CUDA build", "nvidia.com/gpu.present=true")),
 }

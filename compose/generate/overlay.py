@@ -135,13 +135,23 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
 # --------------------------------------------------------------------------- kustomization
 
 _COMPONENTS_PREFIX = "../../components/"
-_MANAGED_COMPONENTS = {f"{_COMPONENTS_PREFIX}{c}" for c in (*clouds_mod.CLOUDS, "spot", "monitoring")}
+_MANAGED_COMPONENTS = {f"{_COMPONENTS_PREFIX}{c}" for c in (*clouds_mod.CLOUDS, "spot", "on-demand", "monitoring")}
+
+
+def capacity_component(opts: Options) -> str | None:
+    """spot with --spot; on-demand on every cloud that also sells reclaimable capacity."""
+    if opts.spot:
+        return "spot"
+    if clouds_mod.get(opts.cloud).interruptible_labels:
+        return "on-demand"
+    return None
 
 
 def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patches: list[str]) -> dict:
     components = [f"{_COMPONENTS_PREFIX}{opts.cloud}"]
-    if opts.spot:
-        components.append(f"{_COMPONENTS_PREFIX}spot")
+    capacity = capacity_component(opts)
+    if capacity:
+        components.append(f"{_COMPONENTS_PREFIX}{capacity}")
     if opts.monitoring:
         components.append(f"{_COMPONENTS_PREFIX}monitoring")
     return {

@@ -29,6 +29,11 @@ class Cloud:
     # Whether GPU pods need runtimeClassName: nvidia, and the device-plugin add-on.
     runtime_class: str | None
     needs_device_plugin: bool
+    # Node labels (key, value) of capacity the cloud may take back at short notice:
+    # spot/preemptible VMs and interruptible reservations. A pod that is not on
+    # spot must be kept off every one of them (components/on-demand, policy rule
+    # capacity-type); nodes without the label are on-demand.
+    interruptible_labels: tuple[tuple[str, str], ...] = ()
     sources: tuple[str, ...] = ()
 
 
@@ -44,9 +49,18 @@ CLOUDS: dict[str, Cloud] = {
         spot_notice_seconds=120,
         runtime_class=None,  # EKS AMIs have the handler but no RuntimeClass object
         needs_device_plugin=False,  # Bottlerocket/Auto Mode/eksctl ship it; AL2023 by hand: base/nvidia-device-plugin
+        # Karpenter taints no spot node and, when a NodePool allows several capacity
+        # types, prefers reserved, then spot, then on-demand (karpenter.sh concepts/
+        # nodepools "If a NodePool is compatible with multiple capacity types ...").
+        # Interruptible capacity reservations (Karpenter v1.10+) are reclaimed with a
+        # 2-minute warning (tasks/odcrs: capacity-reservation-interruptible=true).
+        interruptible_labels=(("karpenter.sh/capacity-type", "spot"),
+                              ("karpenter.k8s.aws/capacity-reservation-interruptible", "true")),
         sources=(
             "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html",
             "https://karpenter.sh/docs/reference/instance-types/ (karpenter.k8s.aws/instance-gpu-name)",
+            "https://karpenter.sh/docs/concepts/nodepools/ (capacity types: reserved, then spot, then on-demand)",
+            "https://karpenter.sh/docs/tasks/odcrs/ (capacity-reservation-interruptible)",
             "https://docs.aws.amazon.com/eks/latest/userguide/efs-csi.html (efs-sc, ReadWriteMany)",
             "aws-samples/aws-do-eks#96 (no nvidia RuntimeClass on EKS)",
         ),
@@ -64,8 +78,13 @@ CLOUDS: dict[str, Cloud] = {
         spot_notice_seconds=15,
         runtime_class=None,
         needs_device_plugin=False,  # GKE installs its own device plugin on GPU nodes
+        # Standard node pools created with --spot are labelled, not tainted, unless
+        # the pool adds --node-taints (only Autopilot and node auto-provisioning taint
+        # them); preemptible VMs carry gke-preemptible=true.
+        interruptible_labels=(("cloud.google.com/gke-spot", "true"), ("cloud.google.com/gke-preemptible", "true")),
         sources=(
             "https://cloud.google.com/kubernetes-engine/docs/concepts/spot-vms",
+            "https://cloud.google.com/kubernetes-engine/docs/how-to/spot-vms (gke-spot label; taint only with --node-taints)",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/preemptible-vms (15 s for non-system pods)",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/gpus (cloud.google.com/gke-accelerator)",
             "https://cloud.google.com/filestore/docs/csi-driver (standard-rwx)",
@@ -83,6 +102,9 @@ CLOUDS: dict[str, Cloud] = {
         spot_notice_seconds=30,
         runtime_class=None,
         needs_device_plugin=False,  # AKS GPU node pools install the NVIDIA device plugin
+        # AKS spot pools are labelled and tainted scalesetpriority=spot:NoSchedule,
+        # so without the toleration a pod never lands there; the NotIn is belt and braces.
+        interruptible_labels=(("kubernetes.azure.com/scalesetpriority", "spot"),),
         sources=(
             "https://learn.microsoft.com/azure/aks/spot-node-pool",
             "https://learn.microsoft.com/azure/aks/gpu-cluster (sku=gpu:NoSchedule taint)",

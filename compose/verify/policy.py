@@ -930,6 +930,16 @@ def _excludes_label(spec: dict, key: str, value: str) -> bool:
     return bool(terms) and all(any(_expr_excludes(e, key, value) for e in term) for term in terms)
 
 
+def _requires_label(spec: dict, key: str, value: str) -> bool:
+    """True when the pod only ever runs on nodes labelled key=value."""
+    if str((spec.get("nodeSelector") or {}).get(key)) == value:
+        return True
+    terms = _required_terms(spec)
+    return bool(terms) and all(any(e.get("key") == key and e.get("operator") == "In"
+                                   and [str(v) for v in e.get("values") or []] == [value] for e in term)
+                               for term in terms)
+
+
 def _tolerates(spec: dict, key: str, value: str | None, effect: str = "NoSchedule") -> bool:
     for t in spec.get("tolerations") or []:
         if not isinstance(t, dict) or (t.get("effect") or effect) != effect:
@@ -988,6 +998,37 @@ def _gpu_vendor(b: Build) -> None:
                 b.add(d, f"{where}.resources", f"the pod requests {r} ({vendor}) but " + "; ".join(problems),
                       "request nvidia.com/gpu for an NVIDIA GPU with the vllm/vllm-openai image "
                       "(docs/gpus.md explains why AMD is not generated)")
+
+
+@rule("capacity-type", "on a cloud that sells spot too, a pod not marked spot excludes every spot, preemptible "
+      "and interruptible node label (components/on-demand); a spot pod selects spot nodes")
+def _capacity(b: Build) -> None:
+    for d, spec, _c, _w in b.vllm_deployments():
+        cloud = b.cloud(d)
+        if cloud is None or not cloud.interruptible_labels:
+            continue
+        capacity = _annotations(d).get(CAPACITY_ANNOTATION)
+        if capacity == "spot":
+            key, value = cloud.spot_label
+            if not _requires_label(spec, key, value):
+                b.add(d, "spec.template.spec.nodeSelector", f"the pod is marked spot but does not select "
+                      f"{cloud.name}'s spot nodes ({key}={value}), so it runs on whatever capacity has room",
+                      f"select {key}: \"{value}\" (compose new-model --spot writes it in patch-placement.yaml)")
+            continue
+        allowed = []
+        for key, value in cloud.interruptible_labels:
+            if _excludes_label(spec, key, value):
+                continue
+            if cloud.spot_label and cloud.spot_taint == key and not _tolerates(spec, key, value):
+                continue  # the cloud taints that capacity and the pod does not tolerate it
+            allowed.append(f"{key}={value}")
+        if allowed:
+            b.add(d, "spec.template.spec.affinity.nodeAffinity", f"nothing keeps the pod off {cloud.name}'s "
+                  f"reclaimable capacity ({', '.join(allowed)}): {cloud.name} does not taint it"
+                  + (" and Karpenter prefers spot when a NodePool allows both" if cloud.name == "eks" else "")
+                  + ", so the replicas may be preempted at short notice",
+                  "add components/on-demand (required NotIn expressions for every cloud's spot labels; "
+                  "compose new-model adds it to every overlay without --spot), or mark the overlay spot")
 
 
 @rule("runtime-class", "runtimeClassName only where the cloud has that RuntimeClass (k3s: nvidia), never on eks/gke/aks")
