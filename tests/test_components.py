@@ -35,7 +35,6 @@ CLAIMS: dict[str, dict[tuple[str, str], str | tuple[str, ...]]] = {
         ("Deployment", "vllm"): (
             "metadata.annotations.vllm-compose.io/capacity",
             "spec.template.spec.priorityClassName",
-            "spec.template.spec.topologySpreadConstraints",
             "spec.template.spec.tolerations.cloud.google.com/gke-spot=true:NoSchedule",
             "spec.template.spec.tolerations.kubernetes.azure.com/scalesetpriority=spot:NoSchedule",
         ),
@@ -175,6 +174,12 @@ def test_spot_priority_class_follows_the_name_prefix(scratch):
     assert "namespace" not in pc["metadata"]  # cluster-scoped: the namespace transformer leaves it
     pod = objs[("Deployment", f"{PREFIX}vllm")]["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == pc["metadata"]["name"]
+
+
+def test_base_spread_selects_only_the_overlays_own_replicas(scratch):
+    """The spread lives in the base (every overlay, spot or not); the overlay's
+    identity label lands in its selector, so models never count each other."""
+    pod = index(render(scratch, ["eks"], OVERLAY_LIKE).docs)[("Deployment", f"{PREFIX}vllm")]["spec"]["template"]["spec"]
     for tsc in pod["topologySpreadConstraints"]:
         # the overlay's identity label lands in the spread selector: no cross-model counting
         assert tsc["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "t"}

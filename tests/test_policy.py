@@ -61,6 +61,8 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
     "capacity-on-demand-missing": ("capacity-type", "spec.template.spec.affinity.nodeAffinity",
                                    ("karpenter.sh/capacity-type=spot", "Karpenter prefers spot")),
+    "spread-minimum-may-share-a-node": ("spread", "topologySpreadConstraints",
+                                        ("minimum of 2 replicas has minDomains unset", "stacks")),
     "gpu-vendor-mismatch": ("gpu-vendor", "containers[vllm].resources",
                             ("requests amd.com/gpu (amd)", "CUDA build", "nvidia.com/gpu.present=true")),
 }
@@ -192,3 +194,36 @@ def test_gpu_vendor_rejects_the_old_mi300x_overlay():
     labels[policy.GPU_LABEL] = "mi300x"
     (finding,) = policy.check_policy(docs, "x", README_OK, rules=["gpu-vendor"])
     assert finding.field.endswith("labels.vllm-compose.io/gpu") and "Pod Security" in finding.problem
+
+
+def test_spread_rule_cases():
+    import copy
+
+    base = build(str(REPO / "base/vllm")).docs
+
+    def variant(max_replicas=3, min_replicas=1, cloud=None, edit=None):
+        docs = copy.deepcopy(base)
+        so = next(d for d in docs if d["kind"] == "ScaledObject")
+        so["spec"].update(minReplicaCount=min_replicas, maxReplicaCount=max_replicas)
+        so["spec"]["fallback"]["replicas"] = min_replicas
+        dep = next(d for d in docs if d["kind"] == "Deployment")
+        if cloud:
+            dep["metadata"]["annotations"][policy.CLOUD_ANNOTATION] = cloud
+        if edit:
+            edit(dep["spec"]["template"]["spec"])
+        return [f.problem for f in policy.check_policy(docs, "x", README_OK, rules=["spread"])]
+
+    assert variant() == []  # the base's spread covers any maximum above a floor of 1
+    assert variant(max_replicas=1) == []
+    assert any("share one node" in p for p in variant(edit=lambda s: s.pop("topologySpreadConstraints")))
+    assert any("no zone spread" in p for p in variant(edit=lambda s: s["topologySpreadConstraints"].pop(1)))
+
+    def zone_hard(spec):
+        spec["topologySpreadConstraints"][1]["whenUnsatisfiable"] = "DoNotSchedule"
+    assert any("zone spread is DoNotSchedule" in p for p in variant(edit=zone_hard))
+
+    def min_domains(spec):
+        spec["topologySpreadConstraints"][0]["minDomains"] = 2
+    assert variant(min_replicas=2, edit=min_domains) == []
+    # A single-node k3s box shares its node by design.
+    assert variant(min_replicas=2, cloud="k3s", edit=lambda s: s.pop("topologySpreadConstraints")) == []

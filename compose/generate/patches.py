@@ -157,7 +157,8 @@ def patch_storage(plan: dict) -> dict:
 
 
 def patch_placement(plan: dict, opts: Options) -> dict | None:
-    """Pin the GPU model (and spot capacity) with the cloud's node labels."""
+    """Pin the GPU model (and spot capacity) with the cloud's node labels, and keep
+    the minimum replicas on distinct nodes (minDomains on the base's hostname spread)."""
     from compose.plan import catalog
 
     cloud = clouds_mod.get(opts.cloud)
@@ -166,9 +167,19 @@ def patch_placement(plan: dict, opts: Options) -> dict | None:
         selector.update(catalog.get_gpu(plan["gpu"]).node_selector(cloud.name, int(plan["gpus_per_replica"])))
     if opts.spot and cloud.spot_label:
         selector[cloud.spot_label[0]] = cloud.spot_label[1]
-    if not selector:
+    pod: dict = {}
+    if selector:
+        pod["nodeSelector"] = selector
+    lo, _hi, _ = replica_bounds(opts, plan)
+    if lo >= 2 and not cloud.single_node:
+        # Fewer eligible nodes than minDomains count as a global minimum of 0, so
+        # each of the first `lo` replicas needs its own node (KEP-3022).
+        pod["topologySpreadConstraints"] = [
+            {"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule", "minDomains": lo}
+        ]
+    if not pod:
         return None
-    return _deployment({"nodeSelector": selector})
+    return _deployment(pod)
 
 
 def _deployment(pod_spec: dict) -> dict:
@@ -191,7 +202,8 @@ PATCH_WHY = {
     "patch-scaling.yaml": "KEDA bounds, queue threshold and query for this model and namespace;\n"
     "# the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
     "patch-storage.yaml": "Model cache sized from the checkpoint (weights on disk plus headroom).",
-    "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels.",
+    "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels; with two\n"
+    "# or more minimum replicas, minDomains keeps each of them on its own node.",
     "patch-alerts.yaml": "Alert thresholds from this overlay's plan.",
 }
 

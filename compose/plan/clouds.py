@@ -29,6 +29,8 @@ class Cloud:
     # Whether GPU pods need runtimeClassName: nvidia, and the device-plugin add-on.
     runtime_class: str | None
     needs_device_plugin: bool
+    # One node (k3s box): replicas share it, so no per-node spread floor (minDomains).
+    single_node: bool = False
     # Node labels (key, value) of capacity the cloud may take back at short notice:
     # spot/preemptible VMs and interruptible reservations. A pod that is not on
     # spot must be kept off every one of them (components/on-demand, policy rule
@@ -121,6 +123,7 @@ CLOUDS: dict[str, Cloud] = {
         spot_notice_seconds=None,
         runtime_class="nvidia",
         needs_device_plugin=True,
+        single_node=True,
         sources=(
             "k3s-io/k3s#4391 (nvidia runtime detected but not default)",
             "https://docs.k3s.io/storage (local-path provisioner, ReadWriteOnce)",

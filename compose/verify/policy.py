@@ -1031,6 +1031,70 @@ def _capacity(b: Build) -> None:
                   "compose new-model adds it to every overlay without --spot), or mark the overlay spot")
 
 
+def _replica_range(b: Build, d: dict) -> tuple[int, int]:
+    """(floor, ceiling) of the Deployment's replica count: KEDA's min/max, else spec.replicas."""
+    sos = b.scaled_objects_for(d)
+    if sos:
+        lo = _int(_get(sos[0], "spec", "minReplicaCount", default=0)) or 0
+        hi = _int(_get(sos[0], "spec", "maxReplicaCount", default=100)) or 0
+        return min(lo, hi), hi
+    n = _int(_get(d, "spec", "replicas", default=1)) or 0
+    return n, n
+
+
+def _pod_labels(d: dict) -> dict:
+    return _get(d, "spec", "template", "metadata", "labels", default={}) or {}
+
+
+def _spread(spec: dict, key: str, pod_labels: dict) -> dict | None:
+    """The topology spread constraint on `key` that counts this pod's replicas."""
+    for t in spec.get("topologySpreadConstraints") or []:
+        if isinstance(t, dict) and t.get("topologyKey") == key and _labels_match(t.get("labelSelector"), pod_labels):
+            return t
+    return None
+
+
+def _anti_affine_per_node(spec: dict, pod_labels: dict) -> bool:
+    terms = _get(spec, "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution", default=[]) or []
+    return any(isinstance(t, dict) and t.get("topologyKey") == "kubernetes.io/hostname"
+               and _labels_match(t.get("labelSelector"), pod_labels) for t in terms)
+
+
+@rule("spread", "two or more replicas spread over nodes (hostname, DoNotSchedule; minDomains = the minimum "
+      "replicas when that is 2 or more) and zones (ScheduleAnyway); a single-node k3s box is exempt")
+def _spread_rule(b: Build) -> None:
+    for d, spec, _c, _w in b.vllm_deployments():
+        cloud = b.cloud(d)
+        if cloud is not None and cloud.single_node:
+            continue
+        floor, ceiling = _replica_range(b, d)
+        if ceiling < 2:
+            continue
+        labels = _pod_labels(d)
+        field = "spec.template.spec.topologySpreadConstraints"
+        host = _spread(spec, "kubernetes.io/hostname", labels)
+        if _anti_affine_per_node(spec, labels):
+            pass
+        elif host is None or host.get("whenUnsatisfiable") != "DoNotSchedule" or (_int(host.get("maxSkew")) or 0) != 1:
+            b.add(d, field, f"up to {ceiling} replicas and no hard per-node spread (kubernetes.io/hostname, maxSkew 1, "
+                  "DoNotSchedule) selecting them: several replicas can share one node, and one node failure or "
+                  "reclaim takes them all", "keep the base's hostname topologySpreadConstraint (its labelSelector "
+                  "must match the pod's labels)")
+        elif floor >= 2 and (_int(host.get("minDomains")) or 1) < floor:
+            b.add(d, field, f"the minimum of {floor} replicas has minDomains {host.get('minDomains', 'unset')} on "
+                  "kubernetes.io/hostname: while fewer nodes exist than that, the scheduler stacks the minimum "
+                  "on the nodes there are (maxSkew counts only existing nodes)",
+                  f"set minDomains: {floor} on the hostname constraint (compose writes it in patch-placement.yaml)")
+        zone = _spread(spec, "topology.kubernetes.io/zone", labels)
+        if zone is None:
+            b.add(d, field, f"up to {ceiling} replicas and no zone spread: they may all sit in one zone",
+                  "keep the base's topology.kubernetes.io/zone constraint (maxSkew 1, ScheduleAnyway)")
+        elif zone.get("whenUnsatisfiable") != "ScheduleAnyway":
+            b.add(d, field, "the zone spread is DoNotSchedule: GPU capacity is often in one zone (and nodes "
+                  "without a zone label are not eligible), so scale-out stalls",
+                  "use whenUnsatisfiable: ScheduleAnyway for topology.kubernetes.io/zone")
+
+
 @rule("runtime-class", "runtimeClassName only where the cloud has that RuntimeClass (k3s: nvidia), never on eks/gke/aks")
 def _runtime(b: Build) -> None:
     for d, spec, _c, _w in b.vllm_deployments():
