@@ -254,6 +254,13 @@ def test_gated_model_prints_the_secret_recipe(repo):
         (("new-model", "llama-3.1-8b", "--replicas", "3:1"), "--replicas"),
         (("new-model", "llama-3.1-8b", "--env", "qa"), "qa"),
         (("new-model", "llama-3.1-8b", "--cloud", "k3s", "--spot"), "no spot capacity"),
+        (("new-model", "llama-3.1-8b", "--gpu", "mi300x"), "NVIDIA deployments only"),
+        (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2"),
+         "--single-replica-reason"),
+        (("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--single-replica-reason", "x"),
+         "drop --single-replica-reason"),
+        (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2",
+          "--single-replica-reason", "a\nb"), "one line"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(repo, args, needle):
@@ -410,3 +417,20 @@ def test_fp8_kv_cache_and_utilization_reach_the_args_and_survive_regen(repo, crd
         deployment(kustomize.build(repo / "overlays" / "dev-bf16").docs))["args"])
     assert run("regen", "dev-fp8", "--check", repo=repo).exit_code == 0
     assert run("check", "dev-fp8", "--crd-dir", str(crds), repo=repo).exit_code == 0
+
+
+def test_prod_single_replica_needs_a_reason_and_records_it(repo, crds):
+    reason = "internal batch tool; a cold start during a drain is acceptable"
+    res = run("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2",
+              "--single-replica-reason", reason, repo=repo)
+    assert res.exit_code == 0, res.output
+    d = repo / "overlays" / "prod-llama-3-1-8b"
+    assert yamlio.load_file(d / "compose-plan.yaml")["inputs"]["single_replica_reason"] == reason
+    (so,) = [x for x in yamlio.load_all((d / "patch-scaling.yaml").read_text()) if x["kind"] == "ScaledObject"]
+    assert so["metadata"]["annotations"]["vllm-compose.io/single-replica-reason"] == reason
+    readme = (d / "README.md").read_text()
+    assert "## Single replica" in readme and reason in readme
+    assert "--single-replica-reason" in readme  # the command line replays it
+    res = run("check", "prod-llama-3-1-8b", "--crd-dir", str(crds), repo=repo)
+    assert res.exit_code == 0, res.output
+    assert run("regen", "--all", "--check", repo=repo).exit_code == 0

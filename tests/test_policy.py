@@ -63,6 +63,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                    ("karpenter.sh/capacity-type=spot", "Karpenter prefers spot")),
     "spread-minimum-may-share-a-node": ("spread", "topologySpreadConstraints",
                                         ("minimum of 2 replicas has minDomains unset", "stacks")),
+    "prod-single-replica": ("prod-replicas", "spec.minReplicaCount", ("prod model runs a minimum of 1",)),
     "gpu-vendor-mismatch": ("gpu-vendor", "containers[vllm].resources",
                             ("requests amd.com/gpu (amd)", "CUDA build", "nvidia.com/gpu.present=true")),
 }
@@ -227,3 +228,14 @@ def test_spread_rule_cases():
     assert variant(min_replicas=2, edit=min_domains) == []
     # A single-node k3s box shares its node by design.
     assert variant(min_replicas=2, cloud="k3s", edit=lambda s: s.pop("topologySpreadConstraints")) == []
+
+
+def test_prod_single_replica_with_a_reason_passes():
+    import copy
+
+    docs = copy.deepcopy(build(str(FIXTURES / "broken" / "prod-single-replica")).docs)
+    so = next(d for d in docs if d["kind"] == "ScaledObject")
+    so["metadata"].setdefault("annotations", {})[policy.SINGLE_REPLICA_REASON] = "batch embeddings; a cold start is fine"
+    assert policy.check_policy(docs, "x", README_OK) == []
+    so["metadata"]["annotations"][policy.SINGLE_REPLICA_REASON] = "  "
+    assert [f.field for f in policy.check_policy(docs, "x", README_OK)] == ["spec.minReplicaCount"]

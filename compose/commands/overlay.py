@@ -67,6 +67,12 @@ def new_model(
     name: Optional[str] = typer.Option(None, "--name", help="Short name (default: the model slug)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
     replicas: Optional[str] = typer.Option(None, "--replicas", help="MIN:MAX for KEDA (default from env and plan)."),
+    single_replica_reason: Optional[str] = typer.Option(
+        None, "--single-replica-reason",
+        help="prod only: one line (1-200 characters) saying why fewer than 2 replicas is enough; "
+        "recorded in compose-plan.yaml and on the ScaledObject.",
+    ),
+
     tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", min=1),
     gpu_memory_utilization: Optional[float] = typer.Option(
         None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM (default 0.9)."
@@ -105,6 +111,7 @@ def new_model(
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
         replicas=replicas,
+        single_replica_reason=single_replica_reason,
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype.value if kv_cache_dtype else None,

@@ -61,6 +61,9 @@ class Options:
     gpu_memory_utilization: float | None = None
     kv_cache_dtype: str | None = None
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    # prod only: why this model may run fewer than MIN_REPLICAS["prod"] replicas
+    # (one line; also written as the ScaledObject annotation SINGLE_REPLICA_REASON).
+    single_replica_reason: str | None = None
 
     def to_inputs(self) -> dict:
         return {k: v for k, v in sorted(dataclasses.asdict(self).items()) if v is not None}
@@ -97,8 +100,32 @@ def parse_replicas(text: str | None) -> tuple[int, int] | None:
 
 # Production keeps two replicas so a node drain or a spot preemption never takes
 # the model down (a PodDisruptionBudget cannot both protect one replica and allow
-# the drain); dev and staging accept a cold start instead.
+# the drain); dev and staging accept a cold start instead. A prod overlay may go
+# below it only with a one-line reason (--single-replica-reason), recorded in
+# compose-plan.yaml and as this annotation on the ScaledObject (policy rule
+# prod-replicas).
 MIN_REPLICAS = {"prod": 2, "staging": 1, "dev": 1}
+SINGLE_REPLICA_REASON = "vllm-compose.io/single-replica-reason"
+REASON_MAX_CHARS = 200
+
+
+def check_replica_reason(opts: "Options", lo: int) -> None:
+    """prod below MIN_REPLICAS needs a one-line reason; a reason needs such an overlay."""
+    reason = opts.single_replica_reason
+    floor = MIN_REPLICAS["prod"]
+    if reason is not None:
+        if not reason.strip() or "\n" in reason or len(reason) > REASON_MAX_CHARS:
+            raise InvalidInput(f"--single-replica-reason must be one line of 1-{REASON_MAX_CHARS} characters")
+        if opts.env != "prod" or lo >= floor:
+            raise InvalidInput(
+                "drop --single-replica-reason: it explains a prod overlay with fewer than "
+                f"{floor} minimum replicas, and this one {'is not prod' if opts.env != 'prod' else f'keeps {lo}'}"
+            )
+    elif opts.env == "prod" and lo < floor:
+        raise InvalidInput(
+            f"prod keeps at least {floor} replicas so a drain or preemption never takes the model down; "
+            f"use --replicas {floor}:N, or say why one is enough with --single-replica-reason \"...\""
+        )
 
 
 def replica_bounds(opts: Options, plan: dict) -> tuple[int, int, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -34,7 +35,9 @@ from compose.generate.options import (
     PLAN_API,
     PLAN_FILE,
     PLAN_KIND,
+    MIN_REPLICAS,
     Options,
+    check_replica_reason,
     header,
     is_generated,
     parse_replicas,
@@ -267,6 +270,8 @@ def command_line(opts: Options) -> str:
     ):
         if value is not None:
             parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    if opts.single_replica_reason is not None:
+        parts.append(f"--single-replica-reason {shlex.quote(opts.single_replica_reason)}")
     if opts.spot:
         parts.append("--spot")
     if not opts.monitoring:
@@ -295,13 +300,15 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         )
     single = ""
     if lo == 1:
+        why = ("That is the trade-off for dev and staging;\nproduction overlays keep two replicas."
+               if opts.single_replica_reason is None else
+               f"This production overlay accepts it because: {opts.single_replica_reason}")
         single = (
             "\n## Single replica\n\n"
             "KEDA may scale this model down to one replica, and a PodDisruptionBudget cannot both\n"
             "protect a lone replica and let a node drain finish, so `minAvailable` is 0: a drain takes\n"
-            "the model down for one start-up (budget {s} s). That is the trade-off for dev and staging;\n"
-            "production overlays keep two replicas. See [base/README.md](../../base/README.md#single-replica).\n"
-        ).format(s=plan["startup_budget_seconds"])
+            "the model down for one start-up (budget {s} s). {why} See [base/README.md](../../base/README.md#single-replica).\n"
+        ).format(s=plan["startup_budget_seconds"], why=why)
     addon = ""
     if clouds_mod.get(opts.cloud).needs_device_plugin:
         addon = "kubectl apply -k ../../base/nvidia-device-plugin   # once per cluster\n"
@@ -341,7 +348,8 @@ def generate(
         names.overlay_name(opts.env, opts.name)
     if opts.namespace is not None:
         names.check_label(opts.namespace, "--namespace")
-    parse_replicas(opts.replicas)
+    explicit = parse_replicas(opts.replicas)
+    check_replica_reason(opts, explicit[0] if explicit else MIN_REPLICAS[opts.env])
     if plan is None:
         plan, notes = make_plan(opts, repo)
     else:

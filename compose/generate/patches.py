@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from compose.core import yamlio
 from compose.generate.alerts import KEDA_FAILURE_THRESHOLD
-from compose.generate.options import Options, header, replica_bounds
+from compose.generate.options import SINGLE_REPLICA_REASON, Options, header, replica_bounds
 from compose.plan import clouds as clouds_mod
 
 # Probe timeouts: at least 5 s, so a saturated server is not taken for dead
@@ -108,10 +108,13 @@ def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
     from compose.plan import metrics
 
     lo, hi, fallback = replica_bounds(opts, plan)
+    meta: dict = {"name": "vllm"}
+    if opts.single_replica_reason is not None:
+        meta["annotations"] = {SINGLE_REPLICA_REASON: opts.single_replica_reason}
     scaled = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": {"name": "vllm"},
+        "metadata": meta,
         "spec": {
             "minReplicaCount": lo,
             "maxReplicaCount": hi,

@@ -1095,6 +1095,32 @@ def _spread_rule(b: Build) -> None:
                   "use whenUnsatisfiable: ScheduleAnyway for topology.kubernetes.io/zone")
 
 
+SINGLE_REPLICA_REASON = "vllm-compose.io/single-replica-reason"
+PROD_MIN_REPLICAS = 2
+
+
+@rule("prod-replicas", f"a prod overlay (vllm-compose.io/env=prod) keeps at least {PROD_MIN_REPLICAS} replicas, "
+      f"or says in one line why not ({SINGLE_REPLICA_REASON} on its ScaledObject)")
+def _prod_replicas(b: Build) -> None:
+    for d, _spec, _c, _w in b.vllm_deployments():
+        labels = {**(_get(d, "metadata", "labels", default={}) or {}), **_pod_labels(d)}
+        if labels.get(ENV_LABEL) != "prod":
+            continue
+        floor, _ = _replica_range(b, d)
+        if floor >= PROD_MIN_REPLICAS:
+            continue
+        sos = b.scaled_objects_for(d)
+        holder = sos[0] if sos else d
+        reason = str(_annotations(holder).get(SINGLE_REPLICA_REASON) or "").strip()
+        if reason and "\n" not in reason:
+            continue
+        field = "spec.minReplicaCount" if sos else "spec.replicas"
+        b.add(holder, field, f"a prod model runs a minimum of {floor} replica(s) without a recorded reason: one "
+              "node drain, upgrade or preemption takes it down for a whole cold start",
+              f"keep minReplicaCount >= {PROD_MIN_REPLICAS}, or record why one is enough in one line: "
+              f"`compose new-model ... --replicas 1:N --single-replica-reason \"...\"` (annotation {SINGLE_REPLICA_REASON})")
+
+
 @rule("runtime-class", "runtimeClassName only where the cloud has that RuntimeClass (k3s: nvidia), never on eks/gke/aks")
 def _runtime(b: Build) -> None:
     for d, spec, _c, _w in b.vllm_deployments():
