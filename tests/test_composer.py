@@ -257,6 +257,11 @@ def test_gated_model_prints_the_secret_recipe(repo):
         (("new-model", "llama-3.1-8b", "--gpu", "mi300x"), "NVIDIA deployments only"),
         (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2"),
          "--single-replica-reason"),
+        (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "k3s", "--gpu", "l4"),
+         "pass --max-model-len 28672 (fits one node of 1) or --gpus-per-node 2"),
+        (("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--gpus-per-node", "9"),
+         "eks sells l4 nodes with at most 8 GPUs"),
+        (("new-model", "llama-3.1-8b", "--gpus-per-node", "0"), "--gpus-per-node"),
         (("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--single-replica-reason", "x"),
          "drop --single-replica-reason"),
         (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2",
@@ -434,3 +439,34 @@ def test_prod_single_replica_needs_a_reason_and_records_it(repo, crds):
     res = run("check", "prod-llama-3-1-8b", "--crd-dir", str(crds), repo=repo)
     assert res.exit_code == 0, res.output
     assert run("regen", "--all", "--check", repo=repo).exit_code == 0
+
+
+def test_k3s_l4_dev_caps_the_context_to_one_gpu_and_says_so(repo, crds):
+    """The issue's command: one L4 per k3s box by default, so the dev overlay asks
+    for one GPU and caps --max-model-len instead of planning TP 2."""
+    res = run("new-model", "llama-3.1-8b", "--env", "dev", "--cloud", "k3s", "--gpu", "l4", repo=repo)
+    assert res.exit_code == 0, res.output
+    assert "note: --max-model-len capped to 28672" in res.stdout and "--gpus-per-node 2" in res.stdout
+    d = repo / "overlays" / "dev-llama-3-1-8b"
+    doc = yamlio.load_file(d / "compose-plan.yaml")
+    assert "gpus_per_node" not in doc["inputs"] and "max_model_len" not in doc["inputs"]  # defaults, replayed
+    assert (doc["plan"]["gpus_per_node"], doc["plan"]["tensor_parallel_size"], doc["plan"]["max_model_len"]) == (1, 1, 28672)
+    resources = yamlio.load_file(d / "patch-resources.yaml")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "1"
+    readme = (d / "README.md").read_text()
+    assert "## Context capped to one node" in readme and "--max-model-len 28672" in readme
+    assert run("check", "dev-llama-3-1-8b", "--crd-dir", str(crds), repo=repo).exit_code == 0
+    assert run("regen", "--all", "--check", repo=repo).exit_code == 0
+    # With two GPUs per box the full context fits at TP 2; the input is recorded.
+    res = run("new-model", "llama-3.1-8b", "--cloud", "k3s", "--gpu", "l4", "--gpus-per-node", "2", "--name", "two",
+              repo=repo)
+    assert res.exit_code == 0, res.output
+    doc = yamlio.load_file(repo / "overlays" / "dev-two" / "compose-plan.yaml")
+    assert doc["inputs"]["gpus_per_node"] == 2
+    assert (doc["plan"]["tensor_parallel_size"], doc["plan"]["max_model_len"]) == (2, 131072)
+    assert "--gpus-per-node 2" in (repo / "overlays" / "dev-two" / "README.md").read_text()
+
+
+def test_gpus_per_node_help_states_the_bound():
+    res = run("new-model", "--help")
+    assert "--gpus-per-node" in res.stdout and "1-16" in res.stdout

@@ -61,6 +61,10 @@ class Options:
     gpu_memory_utilization: float | None = None
     kv_cache_dtype: str | None = None
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    # GPUs on one node of the target: the largest tensor-parallel size one pod may
+    # use. None until resolved (k3s: 1; a managed cloud: the catalog's largest node
+    # shape for the GPU there); compose records the resolved value.
+    gpus_per_node: int | None = None
     # prod only: why this model may run fewer than MIN_REPLICAS["prod"] replicas
     # (one line; also written as the ScaledObject annotation SINGLE_REPLICA_REASON).
     single_replica_reason: str | None = None
@@ -107,6 +111,7 @@ def parse_replicas(text: str | None) -> tuple[int, int] | None:
 MIN_REPLICAS = {"prod": 2, "staging": 1, "dev": 1}
 SINGLE_REPLICA_REASON = "vllm-compose.io/single-replica-reason"
 REASON_MAX_CHARS = 200
+GPUS_PER_NODE_MAX = 16  # the largest single node any cloud sells has 8 or 16 GPUs
 
 
 def check_replica_reason(opts: "Options", lo: int) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from compose.core import kustomize, names, yamlio
-from compose.core.errors import InvalidInput, NotOurs, OverlayExists
+from compose.core.errors import DoesNotFit, InvalidInput, NotOurs, OverlayExists
 from compose.core.writer import CREATED, UNCHANGED, Change, FileSet, apply
 from compose.core.writer import report as writer_report
 from compose.generate import alerts
@@ -31,6 +31,7 @@ from compose.generate.options import (
     _HTML_MARK,
     BASE_REFERENCE,
     DEFAULT_PROMETHEUS_URL,
+    GPUS_PER_NODE_MAX,
     KUSTOMIZATION,
     PLAN_API,
     PLAN_FILE,
@@ -65,6 +66,33 @@ class Generated:
     options: Options
     notes: list[str] = field(default_factory=list)
 
+
+
+def gpus_per_node(opts: Options, gpu: str) -> int:
+    """GPUs on one node of the target: --gpus-per-node, else 1 on k3s (a box with
+    one card is the common case), else the largest node shape the catalog lists
+    for this GPU on the cloud. More than the cloud sells is an error."""
+    from compose.plan import catalog
+
+    cloud = clouds_mod.get(opts.cloud)
+    g = catalog.get_gpu(gpu)
+    largest = g.max_gpus_per_node(cloud.name)
+    if opts.gpus_per_node is not None:
+        if not 1 <= opts.gpus_per_node <= GPUS_PER_NODE_MAX:
+            raise InvalidInput(f"--gpus-per-node must be 1-{GPUS_PER_NODE_MAX}, got {opts.gpus_per_node}")
+        if not cloud.single_node and opts.gpus_per_node > largest:
+            raise InvalidInput(f"--gpus-per-node {opts.gpus_per_node}: {cloud.name} sells {g.name} nodes with at most "
+                               f"{largest} GPUs; use --gpus-per-node {largest} or less")
+        return opts.gpus_per_node
+    return 1 if cloud.single_node else largest
+
+
+def _gpus_per_node_why(opts: Options, n: int) -> str:
+    if opts.gpus_per_node is not None:
+        return f"--gpus-per-node {n}: the largest TP one pod may use"
+    if clouds_mod.get(opts.cloud).single_node:
+        return f"{opts.cloud} default: one GPU per box (pass --gpus-per-node for more)"
+    return f"largest {opts.cloud} node shape for this GPU in the catalog (pass --gpus-per-node if your nodes are smaller)"
 
 
 def resolve_gpu(opts: Options) -> tuple[str, list[str]]:
@@ -102,6 +130,7 @@ def _request(opts: Options, gpu: str):
     kwargs: dict[str, Any] = dict(
         model=opts.model,
         gpu=gpu,
+        gpus_per_node=gpus_per_node(opts, gpu),
         tensor_parallel_size=opts.tensor_parallel_size,
         max_model_len=opts.max_model_len,
         target_rps=opts.target_rps,
@@ -130,8 +159,48 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
 
     opts = dataclasses.replace(opts, model=model_ref(opts.model, repo))
     gpu, notes = resolve_gpu(opts)
-    plan = planner.plan_or_raise(_request(opts, gpu))
-    return plan.to_dict(), notes
+    req = _request(opts, gpu)
+    result = planner.plan(req)
+    if not result.fits and opts.max_model_len is None:
+        capped = _context_beyond_one_node(opts, req, result)
+        if capped is not None:
+            result, note = capped
+            notes.append(note)
+    if not result.fits:
+        raise DoesNotFit(result.reason, plan=result)
+    plan = result.to_dict()
+    plan["explanations"]["gpus_per_node"] = _gpus_per_node_why(opts, req.gpus_per_node)
+    return plan, notes
+
+
+def _context_beyond_one_node(opts: Options, req, result):
+    """The model's full context needs more GPUs than one node has. dev: cap
+    --max-model-len to the longest that fits one node and say so; staging and
+    prod: refuse, naming both ways out. None when more GPUs would not help."""
+    from compose.plan import catalog, planner
+
+    wider = catalog.get_gpu(req.gpu).gpus_per_node
+    if req.tensor_parallel_size is not None or wider <= req.gpus_per_node:
+        return None
+    full = planner.plan(dataclasses.replace(req, gpus_per_node=wider))
+    if not full.fits:
+        return None  # more GPUs per node would not help: the planner's own way out applies
+    cap = planner.max_model_len_for_node(req)
+    context = full.max_model_len
+    where = f"a {opts.cloud} node has {req.gpus_per_node}"
+    need = f"{result.model}'s full {context}-token context needs {full.tensor_parallel_size} {req.gpu} GPUs but {where}"
+    if cap is None:
+        raise InvalidInput(f"{need}, and no shorter context fits {req.gpus_per_node}: pass --gpus-per-node "
+                           f"{full.tensor_parallel_size} if your nodes have that many GPUs, or choose a bigger --gpu")
+    if opts.env != "dev":
+        raise InvalidInput(f"{need}: pass --max-model-len {cap} (fits one node of {req.gpus_per_node}) or "
+                           f"--gpus-per-node {full.tensor_parallel_size} (if your nodes have that many GPUs)")
+    capped = planner.plan(dataclasses.replace(req, max_model_len=cap))
+    capped.explanations["max_model_len"] = (
+        f"capped for dev to fit one node: the full {context}-token context needs TP {full.tensor_parallel_size} "
+        f"but {where} (--gpus-per-node {full.tensor_parallel_size} or --max-model-len to change it)")
+    return capped, (f"--max-model-len capped to {cap}: {need}; pass --gpus-per-node {full.tensor_parallel_size} "
+                    f"for the full context (staging and prod refuse instead of capping)")
 
 
 
@@ -234,6 +303,7 @@ def plan_file(name: str, namespace: str, opts: Options, plan: dict) -> str:
 
 
 _README_ROWS = (
+    "gpus_per_node",
     "tensor_parallel_size",
     "weights_gib_per_gpu",
     "kv_cache_gib_per_gpu",
@@ -265,6 +335,7 @@ def command_line(opts: Options) -> str:
         ("--output-tokens", opts.output_tokens),
         ("--replicas", opts.replicas),
         ("--tensor-parallel-size", opts.tensor_parallel_size),
+        ("--gpus-per-node", opts.gpus_per_node),
         ("--gpu-memory-utilization", opts.gpu_memory_utilization),
         ("--kv-cache-dtype", opts.kv_cache_dtype),
     ):
@@ -309,6 +380,15 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
             "protect a lone replica and let a node drain finish, so `minAvailable` is 0: a drain takes\n"
             "the model down for one start-up (budget {s} s). {why} See [base/README.md](../../base/README.md#single-replica).\n"
         ).format(s=plan["startup_budget_seconds"], why=why)
+    capped = ""
+    if str(explanations.get("max_model_len", "")).startswith("capped"):
+        capped = (
+            "\n## Context capped to one node\n\n"
+            f"This dev overlay serves `--max-model-len {plan['max_model_len']}`, not the model's full context "
+            f"({explanations['max_model_len'].removeprefix('capped for dev to fit one node: ')}).\n"
+            "vLLM refuses longer requests. `--env staging` and `--env prod` refuse to cap instead, naming both\n"
+            "ways out.\n"
+        )
     addon = ""
     if clouds_mod.get(opts.cloud).needs_device_plugin:
         addon = "kubectl apply -k ../../base/nvidia-device-plugin   # once per cluster\n"
@@ -325,7 +405,7 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         f"```sh\n{addon}kubectl apply -k .\n"
         f"compose check {name}\n"
         f"kubectl -n {namespace} rollout status deploy/{name}-vllm --timeout={plan['progress_deadline_seconds']}s\n```\n"
-        f"{gated}{single}\n"
+        f"{gated}{capped}{single}\n"
         "## Plan\n\n"
         "| figure | value | how it was derived |\n|---|---|---|\n"
         f"{rows}\n\n"

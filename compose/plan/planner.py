@@ -783,6 +783,42 @@ def _max_len_that_fits(ctx: _Context, sizing: _Sizing) -> int | None:
     return tokens if tokens >= ctx.profile_tokens else None
 
 
+# =============================================================== GPUs per node: the longest context one node holds
+
+MAX_MODEL_LEN_STEP = 256  # a capped --max-model-len is a multiple of this
+
+
+def max_model_len_for_node(req: PlanRequest) -> int | None:
+    """The longest --max-model-len (a multiple of 256, below the model's context)
+    that fits one node of `req.gpus_per_node` GPUs: with the planner's headroom
+    (one such request plus HEADROOM_REQUESTS request-profile requests) when any
+    length allows it, else the longest that fits at all. None when not even a
+    request-profile-length context fits. The TP is the planner's own choice."""
+    _validate(req)
+    full = _context(req)
+    lo = math.ceil(full.profile_tokens / MAX_MODEL_LEN_STEP)  # in steps
+    hi = (full.arch.context_length - 1) // MAX_MODEL_LEN_STEP
+
+    def sizings(steps: int) -> list[_Sizing]:
+        ctx = _context(dataclasses.replace(req, max_model_len=steps * MAX_MODEL_LEN_STEP))
+        if req.tensor_parallel_size is not None:
+            return [_size_explicit(ctx, req.tensor_parallel_size)]
+        return [_size(ctx, tp) for tp in valid_tp_sizes(ctx.arch, ctx.gpus_per_node)]
+
+    for wanted in (lambda s: s.headroom, lambda s: s.fits):
+        if lo > hi or not any(wanted(s) for s in sizings(lo)):
+            continue
+        good, bad = lo, hi + 1  # longer contexts only need more KV: the predicate is monotone
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if any(wanted(s) for s in sizings(mid)):
+                good = mid
+            else:
+                bad = mid
+        return good * MAX_MODEL_LEN_STEP
+    return None
+
+
 # =============================================================== throughput (roofline estimate)
 
 
