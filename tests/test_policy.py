@@ -28,7 +28,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                 ("--tensor-parallel-size=2", "fails to start")),
     "startup-budget-below-floor": ("startup-budget", "startupProbe", ("startup budget 100 s", "300 s")),
     "startup-budget-below-estimate": ("startup-budget", "startupProbe",
-                                      ("startup budget 250 s", "900 s", "load-seconds-estimate")),
+                                      ("startup budget 280 s", "900 s", "load-seconds-estimate")),
     "overlay-without-estimate": ("startup-budget", "load-seconds-estimate", ("no load-time estimate",)),
     "grace-below-drain": ("grace-period", "terminationGracePeriodSeconds", ("40 < preStop 15 s + --shutdown-timeout", "the kubelet SIGKILLs vLLM")),
     "grace-without-margin": ("grace-period", "terminationGracePeriodSeconds", ("leaves 0 s", "margin")),

@@ -135,6 +135,10 @@ def _request(opts: Options, gpu: str):
         max_model_len=opts.max_model_len,
         target_rps=opts.target_rps,
         spot_notice_seconds=cloud.spot_notice_seconds if opts.spot else None,
+        # The start-up budget reads the checkpoint from the cloud's cache, with the
+        # minimum replicas of a first deploy loading at once.
+        storage=cloud.storage,
+        concurrent_loads=_min_replicas(opts),
     )
     if opts.gpu_memory_utilization is not None:
         kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
@@ -145,6 +149,11 @@ def _request(opts: Options, gpu: str):
     if opts.output_tokens is not None:
         kwargs["output_tokens"] = opts.output_tokens
     return planner.PlanRequest(**kwargs)
+
+
+def _min_replicas(opts: Options) -> int:
+    explicit = parse_replicas(opts.replicas)
+    return explicit[0] if explicit else MIN_REPLICAS[opts.env]
 
 
 def model_ref(model: str, repo: Path | None) -> str:
@@ -311,6 +320,9 @@ _README_ROWS = (
     "max_model_len",
     "max_num_seqs",
     "max_num_queued_reqs",
+    "storage",
+    "load_read_mib_per_second",
+    "load_seconds_estimate",
     "startup_budget_seconds",
     "shutdown_timeout_seconds",
     "termination_grace_period_seconds",
@@ -428,8 +440,8 @@ def generate(
         names.overlay_name(opts.env, opts.name)
     if opts.namespace is not None:
         names.check_label(opts.namespace, "--namespace")
-    explicit = parse_replicas(opts.replicas)
-    check_replica_reason(opts, explicit[0] if explicit else MIN_REPLICAS[opts.env])
+    parse_replicas(opts.replicas)
+    check_replica_reason(opts, _min_replicas(opts))
     if plan is None:
         plan, notes = make_plan(opts, repo)
     else:

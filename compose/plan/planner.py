@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from compose.core.errors import DoesNotFit, InvalidInput
 from compose.plan import catalog
+from compose.plan import storage as storage_mod
 from compose.plan.catalog import DTYPE_BYTES, GPU, Architecture, ResolvedModel
 
 VLLM_VERSION = "0.33.0"
@@ -72,6 +73,10 @@ CUDA_GRAPH_CAPTURE_SECONDS = 60  # 5-60 s (facts §6, vllm-project/vllm#19824)
 P2P_CHECK_SECONDS = 60  # TP > 1, unless VLLM_SKIP_P2P_CHECK=1 (vllm-project/vllm#19824)
 STARTUP_MARGIN = 1.5  # facts §6 rule of thumb: +50%
 STARTUP_PROBE_PERIOD_SECONDS = 10  # KServe llmisvc and production-stack use 10 s (anchors.md)
+# For checkpoints over 100 GiB the probe allows at least what production-stack
+# (15 + 10 s x 60 = 615 s) and KServe's llmisvc (10 x 60 = 600 s) allow (anchors.md).
+STARTUP_FLOOR_SECONDS = 615
+STARTUP_FLOOR_ABOVE_GIB = 100
 PROGRESS_DEADLINE_FLOOR_SECONDS = 1200  # production-stack progressDeadlineSeconds (anchors.md)
 SCALE_DOWN_STABILIZATION_FLOOR_SECONDS = 300  # llm-d HPA stabilization 300 s (anchors.md)
 
@@ -116,6 +121,8 @@ class PlanRequest:
     vllm_version: str = VLLM_VERSION
     spot_notice_seconds: int | None = None
     max_num_seqs: int | None = None  # None: vLLM's default, capped by the KV cache for the profile
+    storage: str | None = None  # where the weights are read from (compose/plan/storage.py); None: local NVMe
+    concurrent_loads: int = 1  # replicas loading from that storage at once (a first deploy: the minimum)
 
 
 @dataclass
@@ -164,6 +171,8 @@ class Plan:
     keda_activation_threshold: int
     scale_down_stabilization_seconds: int
     load_seconds_estimate: int
+    storage: str
+    load_read_mib_per_second: int
     download_seconds_estimate: int
     startup_budget_seconds: int
     startup_probe_period_seconds: int
@@ -231,6 +240,9 @@ def _validate(req: PlanRequest) -> None:
     _positive("--prompt-tokens", req.prompt_tokens)
     _positive("--output-tokens", req.output_tokens)
     _positive("--target-rps", req.target_rps, number=True)
+    _positive("concurrent_loads", req.concurrent_loads)
+    if req.storage is not None:
+        storage_mod.get(req.storage)
     if not 0 < float(req.gpu_memory_utilization) <= 1:
         raise InvalidInput(f"--gpu-memory-utilization must be in (0, 1], got {req.gpu_memory_utilization}")
     if req.kv_cache_dtype not in KV_CACHE_DTYPES:
@@ -911,19 +923,36 @@ class _Startup:
     period: int
     failure_threshold: int
     progress_deadline: int
+    storage: storage_mod.Storage
+    read_mib_s: float  # the rate the load estimate uses (storage or loader, the slower)
+    loader_bound: bool  # vLLM's loader, not the storage, is the limit
+    floored: bool  # raised to STARTUP_FLOOR_SECONDS for a large checkpoint
 
 
 def startup_budget(ctx: _Context, tp: int) -> _Startup:
     """Weights are on the cache volume (an init container downloads them first),
-    so the startupProbe covers vLLM's load, compile, graph capture and P2P check."""
-    total_gb = weight_tally(ctx.arch, 1, runtime=False).bytes / 1e9
-    load = total_gb / min(LOAD_GBPS_PER_PROCESS * tp, LOAD_GBPS_PER_NODE)
+    so the startupProbe covers vLLM's load of the checkpoint from that storage
+    (the slower of the storage's conservative read rate and vLLM's loader),
+    compile, graph capture and the P2P check; at least STARTUP_FLOOR_SECONDS for
+    checkpoints over STARTUP_FLOOR_ABOVE_GIB."""
+    total_bytes = weight_tally(ctx.arch, 1, runtime=False).bytes
+    store = storage_mod.get(ctx.req.storage or storage_mod.DEFAULT)
+    size_gib = total_bytes / GIB
+    loader_mib_s = min(LOAD_GBPS_PER_PROCESS * tp, LOAD_GBPS_PER_NODE) * 1e9 / storage_mod.MIB
+    storage_mib_s = store.read_mib_s(size_gib * PVC_MARGIN, ctx.req.concurrent_loads)
+    read = min(loader_mib_s, storage_mib_s)
+    load = total_bytes / (read * storage_mod.MIB)
     fixed = COMPILE_SECONDS + CUDA_GRAPH_CAPTURE_SECONDS + (P2P_CHECK_SECONDS if tp > 1 else 0)
     budget = math.ceil(STARTUP_MARGIN * (load + fixed))
+    floored = size_gib > STARTUP_FLOOR_ABOVE_GIB and budget < STARTUP_FLOOR_SECONDS
+    if floored:
+        budget = STARTUP_FLOOR_SECONDS
     period = STARTUP_PROBE_PERIOD_SECONDS
-    download = total_gb / DOWNLOAD_GBPS
+    write_gbps = min(DOWNLOAD_GBPS, (store.write_mib_s or math.inf) * storage_mod.MIB / 1e9)
+    download = total_bytes / 1e9 / write_gbps
     deadline = max(PROGRESS_DEADLINE_FLOOR_SECONDS, budget + math.ceil(STARTUP_MARGIN * download))
-    return _Startup(load, download, budget, period, math.ceil(budget / period), deadline)
+    return _Startup(load, download, budget, period, math.ceil(budget / period), deadline, store, read,
+                    loader_mib_s <= storage_mib_s, floored)
 
 
 # =============================================================== assembling the plan
@@ -959,7 +988,8 @@ def _build_plan(ctx: _Context, sizing: _Sizing, chosen_by: str) -> Plan:
         replicas_for_target_rps=replicas, max_num_queued_reqs=seqs + queue,
         keda_queue_threshold=max(1, math.ceil(queue / 2)), keda_activation_threshold=1,
         scale_down_stabilization_seconds=max(SCALE_DOWN_STABILIZATION_FLOOR_SECONDS, start.budget),
-        load_seconds_estimate=math.ceil(start.load), download_seconds_estimate=math.ceil(start.download),
+        load_seconds_estimate=math.ceil(start.load), storage=start.storage.key,
+        load_read_mib_per_second=round(start.read_mib_s), download_seconds_estimate=math.ceil(start.download),
         startup_budget_seconds=start.budget, startup_probe_period_seconds=start.period,
         startup_probe_failure_threshold=start.failure_threshold, progress_deadline_seconds=start.progress_deadline,
         drain_seconds_estimate=drain.drain, prestop_seconds=drain.prestop, shutdown_timeout_seconds=drain.shutdown,
@@ -1053,12 +1083,18 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
                                  "limit): scaling starts with half the queue left to absorb arrivals during a cold start"),
         "keda_activation_threshold": "one waiting request activates scaling",
         "scale_down_stabilization_seconds": f"about one cold start: max({SCALE_DOWN_STABILIZATION_FLOOR_SECONDS} s llm-d, startup budget)",
-        "load_seconds_estimate": (f"{p.weights_gib_total:.1f} GiB from the cache volume at "
-                                  f"min({LOAD_GBPS_PER_PROCESS} GB/s x TP, {LOAD_GBPS_PER_NODE} GB/s per node) (facts §6)"),
-        "download_seconds_estimate": f"init-container download at an assumed {DOWNLOAD_GBPS} GB/s (half the llm-d-benchmark log's rate)",
+        "load_seconds_estimate": f"{p.weights_gib_total:.1f} GiB / {p.load_read_mib_per_second:g} MiB/s "
+                                 f"({'vLLM loader bound' if start.loader_bound else 'storage bound'}, see load_read_mib_per_second)",
+        "storage": _explain_storage(ctx, start),
+        "load_read_mib_per_second": _explain_read_rate(ctx, s, start),
+        "download_seconds_estimate": (f"init-container download at min({DOWNLOAD_GBPS} GB/s assumed (half the llm-d-benchmark "
+                                      "log's rate), the storage's write rate)"),
         "startup_budget_seconds": (f"{STARTUP_MARGIN} x (load {start.load:.0f} s + compile {COMPILE_SECONDS} s + graphs "
                                    f"{CUDA_GRAPH_CAPTURE_SECONDS} s" + (f" + P2P check {P2P_CHECK_SECONDS} s" if s.tp > 1 else "")
-                                   + "); weights are pre-downloaded, so the probe covers vLLM's load only"),
+                                   + ")" + (f", raised to {STARTUP_FLOOR_SECONDS} s: a checkpoint over "
+                                            f"{STARTUP_FLOOR_ABOVE_GIB} GiB gets at least what production-stack and KServe allow"
+                                            if start.floored else "")
+                                   + "; weights are pre-downloaded, so the probe covers vLLM's load only"),
         "startup_probe_period_seconds": "KServe and production-stack probe every 10 s",
         "startup_probe_failure_threshold": f"ceil({start.budget} / {start.period}): period x threshold >= startup budget",
         "progress_deadline_seconds": (f"startup budget + {STARTUP_MARGIN} x download estimate, "
@@ -1079,6 +1115,24 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "pvc_size_gib": f"checkpoint {p.weights_gib_total:.1f} GiB x {PVC_MARGIN}, at least {PVC_FLOOR_GIB} Gi",
     }
     return e
+
+
+def _explain_storage(ctx: _Context, start: _Startup) -> str:
+    st = start.storage
+    where = f"{st.description}" + (f" (StorageClass {st.storage_class})" if st.storage_class else "")
+    if ctx.req.storage is None:
+        return f"{where}: the default of `compose plan` (pass --storage to model a network cache)"
+    return f"{where}: the model cache the cloud component mounts (compose/plan/storage.py)"
+
+
+def _explain_read_rate(ctx: _Context, s: _Sizing, start: _Startup) -> str:
+    loader = (f"vLLM's loader: min({LOAD_GBPS_PER_PROCESS} GB/s x TP {s.tp}, {LOAD_GBPS_PER_NODE} GB/s per node) "
+              "(facts §6)")
+    size = weight_tally(ctx.arch, 1, runtime=False).bytes / GIB * PVC_MARGIN
+    if start.loader_bound:
+        return loader + f"; {start.storage.key} reads faster"
+    return (f"{start.storage.key}: {start.storage.limit_text(size, ctx.req.concurrent_loads)}, "
+            f"slower than {loader}")
 
 
 def _batch_rule(engine: Engine) -> str:
