@@ -64,6 +64,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "spread-minimum-may-share-a-node": ("spread", "topologySpreadConstraints",
                                         ("minimum of 2 replicas has minDomains unset", "stacks")),
     "prod-single-replica": ("prod-replicas", "spec.minReplicaCount", ("prod model runs a minimum of 1",)),
+    "keda-fallback-static": ("keda-fallback", "spec.fallback", ("behavior is static", "jumps above its minimum")),
     "gpu-vendor-mismatch": ("gpu-vendor", "containers[vllm].resources",
                             ("requests amd.com/gpu (amd)", "CUDA build", "nvidia.com/gpu.present=true")),
 }
@@ -239,3 +240,20 @@ def test_prod_single_replica_with_a_reason_passes():
     assert policy.check_policy(docs, "x", README_OK) == []
     so["metadata"]["annotations"][policy.SINGLE_REPLICA_REASON] = "  "
     assert [f.field for f in policy.check_policy(docs, "x", README_OK)] == ["spec.minReplicaCount"]
+
+
+@pytest.mark.parametrize("fallback, problem", [
+    ({"behavior": "currentReplicasIfHigher", "replicas": 1}, None),
+    ({"behavior": "currentReplicas", "replicas": 9}, None),
+    ({"behavior": "currentReplicasIfHigher", "replicas": 3}, "jumps to 3 replicas"),
+    ({"behavior": "currentReplicasIfLower", "replicas": 1}, "drops capacity"),
+    ({"replicas": 1}, "scales the model down"),
+])
+def test_keda_fallback_behaviours(fallback, problem):
+    import copy
+
+    docs = copy.deepcopy(build(str(REPO / "base/vllm")).docs)
+    so = next(d for d in docs if d["kind"] == "ScaledObject")
+    so["spec"]["fallback"] = {"failureThreshold": 3, **fallback}
+    found = policy.check_policy(docs, "x", README_OK, rules=["keda-fallback"])
+    assert (problem is None and found == []) or (problem and problem in found[0].problem), found

@@ -133,8 +133,15 @@ def check_replica_reason(opts: "Options", lo: int) -> None:
         )
 
 
+# KEDA's fallback when the queue query keeps failing: hold max(current replicas,
+# fallback.replicas) (KEDA >= 2.17, pkg/fallback/fallback.go doFallback). With
+# fallback.replicas = the minimum, a first deploy (no /metrics while the model
+# loads) and a Prometheus outage never jump to a fixed count nor scale down.
+FALLBACK_BEHAVIOR = "currentReplicasIfHigher"
+
+
 def replica_bounds(opts: Options, plan: dict) -> tuple[int, int, int]:
-    """(min, max, fallback) for the ScaledObject."""
+    """(min, max, fallback) for the ScaledObject; fallback = min (FALLBACK_BEHAVIOR)."""
     explicit = parse_replicas(opts.replicas)
     needed = max(1, int(plan["replicas_for_target_rps"]))
     if explicit:
@@ -142,7 +149,5 @@ def replica_bounds(opts: Options, plan: dict) -> tuple[int, int, int]:
     else:
         lo = MIN_REPLICAS[opts.env]
         hi = max(lo, needed)
-    # If Prometheus is unreachable, run the capacity the target rate needs.
-    fallback = min(max(needed, lo), hi)
-    return lo, hi, fallback
+    return lo, hi, lo
 

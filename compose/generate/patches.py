@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from compose.core import yamlio
 from compose.generate.alerts import KEDA_FAILURE_THRESHOLD
-from compose.generate.options import SINGLE_REPLICA_REASON, Options, header, replica_bounds
+from compose.generate.options import FALLBACK_BEHAVIOR, SINGLE_REPLICA_REASON, Options, header, replica_bounds
 from compose.plan import clouds as clouds_mod
 
 # Probe timeouts: at least 5 s, so a saturated server is not taken for dead
@@ -118,7 +118,8 @@ def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
         "spec": {
             "minReplicaCount": lo,
             "maxReplicaCount": hi,
-            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback},
+            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback,
+                         "behavior": FALLBACK_BEHAVIOR},
             "advanced": {
                 "horizontalPodAutoscalerConfig": {
                     "behavior": {
@@ -203,7 +204,8 @@ PATCH_WHY = {
     "patch-probes-drain.yaml": "Start-up budget from the model's load time, and the drain: preStop +\n"
     "# --shutdown-timeout + margin <= terminationGracePeriodSeconds.",
     "patch-scaling.yaml": "KEDA bounds, queue threshold and query for this model and namespace;\n"
-    "# the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
+    "# fallback holds max(current, MIN) while the query fails (first deploy, Prometheus\n"
+    "# outage); the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
     "patch-storage.yaml": "Model cache sized from the checkpoint (weights on disk plus headroom).",
     "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels; with two\n"
     "# or more minimum replicas, minDomains keeps each of them on its own node.",

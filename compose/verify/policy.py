@@ -599,6 +599,38 @@ def _keda(b: Build) -> None:
                 b.add(so, f"{field}.metadata.query", f"metric {s.name}: {s.why}", f"use {s.replacement}")
 
 
+SAFE_FALLBACK = ("currentReplicas", "currentReplicasIfHigher")
+
+
+@rule("keda-fallback", "KEDA's fallback holds the current count (behavior currentReplicas or currentReplicasIfHigher "
+      "with replicas <= minReplicaCount): a first deploy and a Prometheus outage never jump to a fixed count")
+def _keda_fallback(b: Build) -> None:
+    for so in b.scaled_objects:
+        fb = _get(so, "spec", "fallback")
+        if not isinstance(fb, dict):
+            continue  # no fallback: on errors the HPA keeps the current count
+        behavior = fb.get("behavior") or "static"
+        replicas = _int(fb.get("replicas"))
+        lo = _int(_get(so, "spec", "minReplicaCount", default=0)) or 0
+        field = "spec.fallback"
+        fix = (f"set fallback.behavior: currentReplicasIfHigher and fallback.replicas: {lo} (the minimum); "
+               "compose new-model writes it (KEDA >= 2.17)")
+        if behavior == "scalingModifiers":
+            continue  # the formula decides; only valid with advanced.scalingModifiers
+        if behavior == "static":
+            b.add(so, f"{field}.behavior", f"fallback.behavior is static (KEDA's default): whenever the query fails "
+                  f"for {fb.get('failureThreshold')} polls KEDA sets {replicas} replicas. A first deploy fails that "
+                  "way (vLLM serves no /metrics until its model is loaded), so does a Prometheus outage: "
+                  + ("a fresh model jumps above its minimum" if replicas is not None and replicas > lo
+                     else "an outage at peak scales the model down"), fix)
+        elif behavior == "currentReplicasIfLower":
+            b.add(so, f"{field}.behavior", f"fallback.behavior currentReplicasIfLower scales down to {replicas} while "
+                  "the query fails: a Prometheus outage at peak drops capacity", fix)
+        elif behavior in SAFE_FALLBACK and behavior == "currentReplicasIfHigher" and replicas is not None and replicas > lo:
+            b.add(so, f"{field}.replicas", f"fallback.replicas {replicas} is above minReplicaCount {lo}: a first deploy "
+                  f"(no /metrics while the model loads) jumps to {replicas} replicas", fix)
+
+
 @rule("keda-min-max", "KEDA minReplicaCount ≤ maxReplicaCount (a CEL rule jsonschema does not run)")
 def _keda_bounds(b: Build) -> None:
     for so in b.scaled_objects:
