@@ -23,8 +23,11 @@ class Cloud:
     # Node label that marks spot capacity, and the spot taint if the cloud sets one.
     spot_label: tuple[str, str] | None
     spot_taint: str | None
-    # Seconds between the spot/preemption notice and the node going away, as the
-    # pods see it. The drain (preStop + --shutdown-timeout + margin) must fit.
+    # Seconds a pod gets between the spot/preemption notice and the node going
+    # away. Not a cap on the drain: a preemption cuts the pod off at the notice
+    # whatever its grace period, while planned disruptions (rollouts, scale-in,
+    # upgrades, consolidation) honour the whole grace period, so the drain stays
+    # full on spot (components/spot/README.md). Quoted in the plan's explanation.
     spot_notice_seconds: int | None
     # Whether GPU pods need runtimeClassName: nvidia, and the device-plugin add-on.
     runtime_class: str | None
@@ -51,7 +54,8 @@ CLOUDS: dict[str, Cloud] = {
         access_mode="ReadWriteMany",
         spot_label=("karpenter.sh/capacity-type", "spot"),
         spot_taint=None,
-        # EC2 Spot gives a two-minute interruption notice.
+        # EC2 Spot gives a two-minute interruption notice; with Karpenter's interruption
+        # queue the node is tainted, drained (Eviction API) and replaced in parallel.
         spot_notice_seconds=120,
         runtime_class=None,  # EKS AMIs have the handler but no RuntimeClass object
         needs_device_plugin=False,  # Bottlerocket/Auto Mode/eksctl ship it; AL2023 by hand: base/nvidia-device-plugin
@@ -64,6 +68,7 @@ CLOUDS: dict[str, Cloud] = {
                               ("karpenter.k8s.aws/capacity-reservation-interruptible", "true")),
         sources=(
             "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html",
+            "https://karpenter.sh/docs/concepts/disruption/ (interruption: taint, drain, replace before the reclaim)",
             "https://karpenter.sh/docs/reference/instance-types/ (karpenter.k8s.aws/instance-gpu-name)",
             "https://karpenter.sh/docs/concepts/nodepools/ (capacity types: reserved, then spot, then on-demand)",
             "https://karpenter.sh/docs/tasks/odcrs/ (capacity-reservation-interruptible)",
@@ -83,7 +88,8 @@ CLOUDS: dict[str, Cloud] = {
         spot_taint="cloud.google.com/gke-spot",
         # Spot VMs get a 30 s preemption notice, of which graceful node shutdown
         # gives non-system pods 15 s by default ("a terminationGracePeriodSeconds
-        # above 15 s has no effect"), so the drain must fit in 15 s.
+        # above 15 s has no effect"); Standard pools on GKE >= 1.35.0-gke.1171000 can
+        # extend it to 120 s (105 s for pods) through node system config.
         spot_notice_seconds=15,
         runtime_class=None,
         needs_device_plugin=False,  # GKE installs its own device plugin on GPU nodes
@@ -95,6 +101,7 @@ CLOUDS: dict[str, Cloud] = {
             "https://cloud.google.com/kubernetes-engine/docs/concepts/spot-vms",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/spot-vms (gke-spot label; taint only with --node-taints)",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/preemptible-vms (15 s for non-system pods)",
+            "https://cloud.google.com/kubernetes-engine/docs/how-to/node-system-config (spot graceful termination 120 s)",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/gpus (cloud.google.com/gke-accelerator)",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/persistent-volumes/filestore-csi-driver "
             "(standard-rwx = Basic HDD, premium-rwx = Basic SSD)",
@@ -111,7 +118,8 @@ CLOUDS: dict[str, Cloud] = {
         access_mode="ReadWriteMany",
         spot_label=("kubernetes.azure.com/scalesetpriority", "spot"),
         spot_taint="kubernetes.azure.com/scalesetpriority",
-        # Azure Spot evictions come with at least 30 s of notice (Scheduled Events).
+        # Azure Spot evictions come with at least 30 s of notice (Scheduled Events
+        # "Preempt | 30 seconds"); AKS node auto-drain cordons and drains, best effort.
         spot_notice_seconds=30,
         runtime_class=None,
         needs_device_plugin=False,  # AKS GPU node pools install the NVIDIA device plugin
@@ -120,6 +128,8 @@ CLOUDS: dict[str, Cloud] = {
         interruptible_labels=(("kubernetes.azure.com/scalesetpriority", "spot"),),
         sources=(
             "https://learn.microsoft.com/azure/aks/spot-node-pool",
+            "https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events (Preempt: 30 s minimum)",
+            "https://learn.microsoft.com/azure/aks/node-auto-drain (Preempt: cordon and drain, best effort)",
             "https://learn.microsoft.com/azure/aks/gpu-cluster (sku=gpu:NoSchedule taint)",
             "https://learn.microsoft.com/azure/aks/azure-files-csi (azurefile-csi, azurefile-csi-premium)",
         ),

@@ -85,7 +85,7 @@ PRESTOP_SECONDS = 15  # KServe kserve/kserve#5496 and llm-d graceful-shutdown co
 DRAIN_BUFFER_SECONDS = 15  # llm-d: TGPS 75 = 15 preStop + 45 shutdown + 15 buffer
 SHUTDOWN_TIMEOUT_FLOOR_SECONDS = 30  # llm-d default --shutdown-timeout (llm-d/llm-d#1653)
 DRAIN_MARGIN = 1.5  # GIE manifest: (worst-case drain + preStop) x 1.5
-MIN_SPOT_NOTICE_SECONDS = 3  # one second each for preStop, shutdown and buffer
+MIN_SPOT_NOTICE_SECONDS = 3  # a notice shorter than this is a typo
 
 # ---------------------------------------------------------------- pod resources (anchors.md)
 SHM_GIB_TP1 = 2  # vLLM docs deployment example: 2Gi /dev/shm
@@ -896,23 +896,22 @@ class _Drain:
 
 
 def drain_budget(ctx: _Context, speed: _Speed) -> _Drain:
-    """preStop + --shutdown-timeout + buffer <= terminationGracePeriodSeconds; on
-    spot capacity the whole grace period is capped at the preemption notice."""
+    """preStop + --shutdown-timeout + buffer = terminationGracePeriodSeconds, the
+    same on spot capacity: a preemption cuts the pod off at the cloud's notice
+    whatever the grace period says, while rollouts, scale-in, node upgrades and
+    consolidation (planned disruptions) honour the whole grace period, so a drain
+    cut to the notice would only hurt those (components/spot/README.md)."""
     drain = math.ceil(ctx.req.output_tokens / speed.decode_tps) if speed.decode_tps else 0
     shutdown = max(SHUTDOWN_TIMEOUT_FLOOR_SECONDS, math.ceil(DRAIN_MARGIN * drain))
     plan = _Drain(PRESTOP_SECONDS, shutdown, DRAIN_BUFFER_SECONDS, drain, "")
     notice = ctx.req.spot_notice_seconds
     if notice is None or plan.tgps <= notice:
         return plan
-    prestop = min(PRESTOP_SECONDS, notice // 2)
-    buffer = min(DRAIN_BUFFER_SECONDS, max(1, (notice - prestop) // 3))
-    capped = notice - prestop - buffer
-    if capped >= drain:
-        note = f"capped to the {notice} s spot notice; a {drain} s max-length answer still finishes"
-    else:
-        note = (f"capped to the {notice} s spot notice: a max-length answer needs ~{drain} s, so answers "
-                f"still running {capped} s after SIGTERM are aborted and clients must retry")
-    return _Drain(prestop, capped, buffer, drain, note)
+    note = (f"max({SHUTDOWN_TIMEOUT_FLOOR_SECONDS} s llm-d default, {DRAIN_MARGIN} x {drain} s drain), not cut to "
+            f"the {notice} s spot notice: planned disruptions get all of it; on a preemption vLLM keeps serving "
+            f"in-flight answers (through the preStop sleep) until the node goes {notice} s after the notice, "
+            "and answers still running then are lost and retried")
+    return _Drain(PRESTOP_SECONDS, shutdown, DRAIN_BUFFER_SECONDS, drain, note)
 
 
 @dataclass(frozen=True)
@@ -1100,13 +1099,13 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "progress_deadline_seconds": (f"startup budget + {STARTUP_MARGIN} x download estimate, "
                                       f"at least {PROGRESS_DEADLINE_FLOOR_SECONDS} s (production-stack)"),
         "drain_seconds_estimate": f"--output-tokens {req.output_tokens} / {p.decode_tokens_per_second} tokens/s (estimate)",
-        "prestop_seconds": "preStop sleep so load balancers stop routing first (KServe, llm-d: 15 s)" + (
-            "; shortened for the spot notice" if drain.prestop < PRESTOP_SECONDS else ""),
+        "prestop_seconds": "preStop sleep so load balancers stop routing first (KServe, llm-d: 15 s)",
         "shutdown_timeout_seconds": drain.note or (
             f"max({SHUTDOWN_TIMEOUT_FLOOR_SECONDS} s llm-d default, {DRAIN_MARGIN} x {drain.drain} s drain)"
             + ("" if eng.has_shutdown_timeout else "; this vLLM version has no --shutdown-timeout (0.18+)")),
         "termination_grace_period_seconds": f"preStop {drain.prestop} + shutdown {drain.shutdown} + buffer {drain.buffer} (llm-d)"
-        + (f", <= the {req.spot_notice_seconds} s spot notice" if req.spot_notice_seconds else ""),
+        + (f"; on spot a preemption ends the pod at the {req.spot_notice_seconds} s notice, planned disruptions "
+           "get all of it" if req.spot_notice_seconds else ""),
         "shm_size_gib": "/dev/shm: 2Gi at TP1 (vLLM docs), 20Gi for NCCL at TP>1 (production-stack, llm-d)",
         "memory_request_gib": (f"{p.weights_gib_total:.1f} GiB page cache for the checkpoint + {HOST_GIB_PER_GPU} GiB per GPU worker "
                                f"+ {p.shm_size_gib} GiB /dev/shm (memory-backed, counts against the limit); llm-d's Qwen3-32B sizing"),

@@ -23,7 +23,7 @@ Knobs the rules share (constants below, documented in base/README.md):
 - `MIN_DRAIN_MARGIN_SECONDS` (1): terminationGracePeriodSeconds must exceed
   preStop + --shutdown-timeout (no margin at all is a finding), leaving vLLM time
   to stop its engine after the drain deadline before the kubelet's SIGKILL. The
-  planner uses 15 s, and less only to fit a spot notice.
+  planner uses 15 s, on spot capacity too.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 
 BASE_STARTUP_FLOOR_SECONDS = 300
 MIN_PROBE_TIMEOUT_SECONDS = 5
-MIN_DRAIN_MARGIN_SECONDS = 1  # "no margin" is the finding; the planner keeps >= 1 s (15 s when the budget allows)
+MIN_DRAIN_MARGIN_SECONDS = 1  # "no margin" is the finding; the planner keeps 15 s
+SPOT_SHUTDOWN_FLOOR_SECONDS = 30  # llm-d's default --shutdown-timeout, the planner's floor
 DEFAULT_VLLM_VERSION = "0.33.0"
 
 # "## Single replica" (any heading level, "single-replica" too), or a link to
@@ -897,30 +898,31 @@ def _rolling(b: Build) -> None:
                   "cannot make progress", "set maxSurge: 1")
 
 
-@rule("spot-drain", "on spot capacity the grace period fits the cloud's preemption notice (compose/plan/clouds.py)")
+@rule("spot-drain", "spot capacity only on a cloud that has it, and the drain is not cut to the preemption notice "
+      f"(--shutdown-timeout >= {SPOT_SHUTDOWN_FLOOR_SECONDS} s): planned disruptions get the full grace period")
 def _spot(b: Build) -> None:
-    for d, spec, _c, _w in b.vllm_deployments():
+    for d, spec, c, where in b.vllm_deployments():
         if _annotations(d).get(CAPACITY_ANNOTATION) != "spot":
             continue
         name = _annotations(d).get(CLOUD_ANNOTATION)
         cloud = b.cloud(d)
         if cloud is None:
             b.add(d, f"metadata.annotations.{CLOUD_ANNOTATION}", f"spot capacity on an unknown cloud ({name!r}), "
-                  "so the drain cannot be checked against its preemption notice",
+                  "so it is not known which capacity the pod may be preempted from",
                   f"include a cloud component ({', '.join(sorted(clouds_mod.CLOUDS))})")
             continue
         if cloud.spot_notice_seconds is None:
             b.add(d, f"metadata.annotations.{CAPACITY_ANNOTATION}", f"{cloud.name} has no spot capacity",
                   "remove the spot component")
             continue
-        tgps = _int(spec.get("terminationGracePeriodSeconds", 30))
-        tgps = 30 if tgps is None else tgps
-        if tgps > cloud.spot_notice_seconds:
-            b.add(d, "spec.template.spec.terminationGracePeriodSeconds",
-                  f"terminationGracePeriodSeconds {tgps} exceeds {cloud.name}'s {cloud.spot_notice_seconds} s "
-                  "spot preemption notice: the node disappears mid-drain and in-flight requests are lost",
-                  f"cap terminationGracePeriodSeconds (and preStop + --shutdown-timeout within it) at "
-                  f"{cloud.spot_notice_seconds} s; `compose new-model --spot` does this")
+        shutdown = _shutdown_timeout(c)
+        if shutdown is not None and 0 < shutdown < SPOT_SHUTDOWN_FLOOR_SECONDS:
+            b.add(d, f"{where}.args", f"--shutdown-timeout={shutdown} looks cut to {cloud.name}'s "
+                  f"{cloud.spot_notice_seconds} s spot notice: a preemption stops the pod at the notice whatever "
+                  "its grace period, so a short drain only aborts requests on rollouts, scale-in and node upgrades, "
+                  "which honour the whole grace period",
+                  f"drain as on on-demand capacity: --shutdown-timeout >= {SPOT_SHUTDOWN_FLOOR_SECONDS} "
+                  "(the planner's), terminationGracePeriodSeconds = preStop + shutdown + margin")
 
 
 # ----------------------------------------------------------------------------- placement
