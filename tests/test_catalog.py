@@ -206,6 +206,16 @@ def test_eks_pins_the_a100_memory():
     assert catalog.get_gpu("l4").node_selector("k3s", 1) == {}
 
 
+def test_aks_picks_a_vm_size_with_cpus_for_the_pod():
+    """Standard_NC4as_T4_v3 has 4 vCPUs, less than 4 allocatable: a pod requesting 4 CPUs
+    (the planner's 4 per GPU) never fits there, so the overlay pins NC8as_T4_v3."""
+    t4 = catalog.get_gpu("t4")
+    assert catalog.vm_vcpus("Standard_NC4as_T4_v3") == 4 and catalog.vm_vcpus("Standard_ND96isr_H100_v5") == 96
+    assert t4.node_label_value("aks", 1) == "Standard_NC4as_T4_v3"
+    assert t4.node_label_value("aks", 1, cpus=4) == "Standard_NC8as_T4_v3"
+    assert t4.node_selector("aks", 2, cpus=8) == {"node.kubernetes.io/instance-type": "Standard_NC64as_T4_v3"}
+
+
 def test_node_label_values():
     h100 = catalog.get_gpu("h100-80gb")
     assert h100.node_label_value("gke", 4) == "nvidia-h100-80gb"

@@ -168,7 +168,8 @@ def patch_placement(plan: dict, opts: Options) -> dict | None:
     cloud = clouds_mod.get(opts.cloud)
     selector: dict[str, str] = {}
     if cloud.gpu_label:
-        selector.update(catalog.get_gpu(plan["gpu"]).node_selector(cloud.name, int(plan["gpus_per_replica"])))
+        selector.update(catalog.get_gpu(plan["gpu"]).node_selector(
+            cloud.name, int(plan["gpus_per_replica"]), int(plan["cpu_request"])))
     if opts.spot and cloud.spot_label:
         selector[cloud.spot_label[0]] = cloud.spot_label[1]
     pod: dict = {}

@@ -587,6 +587,14 @@ class NodeShape:
     gpus: int
 
 
+def vm_vcpus(vm_size: str) -> int:
+    """vCPUs of an Azure VM size, from its name ("[Family][# of vCPUs][features]",
+    https://learn.microsoft.com/azure/virtual-machines/vm-naming-conventions):
+    Standard_NC24ads_A100_v4 -> 24. 0 for names that do not follow it."""
+    m = re.match(r"^Standard_[A-Za-z]+?(\d+)", vm_size)
+    return int(m.group(1)) if m else 0
+
+
 # The extended resource each vendor's device plugin advertises (NVIDIA/k8s-device-plugin,
 # ROCm/k8s-device-plugin). compose generates NVIDIA deployments only: the GPU catalog
 # holds no other vendor, and `compose check` (rule gpu-vendor) holds a pod's GPU
@@ -634,17 +642,22 @@ class GPU:
             return self.gpus_per_node
         return max((s.gpus for s in self.shapes.get(cloud, ())), default=0)
 
-    def node_label_value(self, cloud: str, gpus: int) -> str | None:
-        """Value of the cloud's GPU node label for a pod needing `gpus` of this GPU.
+    def node_label_value(self, cloud: str, gpus: int, cpus: int = 0) -> str | None:
+        """Value of the cloud's GPU node label for a pod needing `gpus` of this GPU
+        (and `cpus` CPUs).
 
         GKE: the gke-accelerator value; EKS: Karpenter's instance-gpu-name; AKS:
-        the smallest VM size with at least `gpus` GPUs. None on self-managed
-        clusters. InvalidInput when the cloud has no node that large.
+        the smallest VM size with at least `gpus` GPUs and more vCPUs than `cpus`
+        (a size's allocatable CPU is below its vCPU count: Standard_NC4as_T4_v3 can
+        never hold a pod that requests 4 CPUs). None on self-managed clusters.
+        InvalidInput when the cloud has no node that large.
         """
         if cloud in SELF_MANAGED_CLOUDS:
             return None
-        shapes = sorted(self.shapes.get(cloud, ()), key=lambda s: s.gpus)
+        shapes = sorted(self.shapes.get(cloud, ()), key=lambda s: (s.gpus, vm_vcpus(s.name)))
         big_enough = [s for s in shapes if s.gpus >= gpus]
+        if cloud == "aks" and cpus:
+            big_enough = [s for s in big_enough if vm_vcpus(s.name) > cpus] or big_enough
         if not big_enough:
             largest = shapes[-1].gpus if shapes else 0
             raise InvalidInput(
@@ -657,14 +670,14 @@ class GPU:
             return self.karpenter_gpu_name
         return big_enough[0].name
 
-    def node_selector(self, cloud: str, gpus: int) -> dict[str, str]:
+    def node_selector(self, cloud: str, gpus: int, cpus: int = 0) -> dict[str, str]:
         """The cloud's node labels that pin this GPU for a pod needing `gpus` of it:
         node_label_value() under the cloud's GPU label, and on EKS the GPU memory
         too where two catalog GPUs share Karpenter's instance-gpu-name (A100 40/80 GB).
         Empty on self-managed clusters."""
         labels = {"gke": "cloud.google.com/gke-accelerator", "eks": "karpenter.k8s.aws/instance-gpu-name",
                   "aks": "node.kubernetes.io/instance-type"}
-        value = self.node_label_value(cloud, gpus)
+        value = self.node_label_value(cloud, gpus, cpus)
         if value is None or cloud not in labels:
             return {}
         out = {labels[cloud]: value}
