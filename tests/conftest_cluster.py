@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -228,8 +229,25 @@ def _pod_templates(doc: Mapping) -> list[Mapping]:
     return [tpl.get("spec", {})] if isinstance(tpl, Mapping) and "spec" in tpl else []
 
 
+def apply_api(cp: ControlPlane, docs: Iterable[Mapping], resources: Mapping | None = None, workers: int = 8) -> None:
+    """Server-side apply each object through the API (PATCH application/apply-patch+yaml,
+    force, our field manager) from a few threads: the same admission and validation as
+    `kubectl apply --server-side`, without a kubectl process, for many objects at once."""
+    docs = list(docs)
+    resources = resources or cp.resources()
+
+    def one(doc: Mapping) -> None:
+        cp.api.patch(cp.path_of(doc, resources=resources), dict(doc), patch_type="apply",
+                     fieldManager=cpl.FIELD_MANAGER, force="true")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(one, d) for d in docs]:
+            future.result()  # the first ApiError, with the server's message
+
+
 def apply_rendered(cp: ControlPlane, docs: Iterable[Mapping], namespace: str | None = None, *,
-                   skip_unknown: bool = False, bind_claims: bool = True, timeout: float = 30) -> Applied:
+                   skip_unknown: bool = False, bind_claims: bool = True, timeout: float = 30,
+                   via: str = "kubectl") -> Applied:
     """Apply a rendered overlay (the dicts `kubectl kustomize` printed) as a
     cluster would receive it, and give it what the cluster would provide:
 
@@ -242,9 +260,14 @@ def apply_rendered(cp: ControlPlane, docs: Iterable[Mapping], namespace: str | N
     4. one fake PersistentVolume per claim, pre-bound to it (hostPath, capacity =
        the request, same class, access and volume modes), so the claim binds and
        the scheduler is not held back by an unbound claim;
-    5. the rest server-side; then waits until every claim is Bound.
+    5. the claims, and waits until every one is Bound;
+    6. the rest server-side.
 
-    `namespace` is used for namespaced objects that carry none."""
+    `namespace` is used for namespaced objects that carry none. `via="api"` applies
+    through the API from a few threads (apply_api) instead of `kubectl apply`: much
+    faster for many overlays at once."""
+    if via not in ("kubectl", "api"):
+        raise ValueError(f"via must be kubectl or api, not {via!r}")
     docs = [dict(d) for d in docs if d]
     resources = cp.resources()
     out = Applied()
@@ -270,12 +293,18 @@ def apply_rendered(cp: ControlPlane, docs: Iterable[Mapping], namespace: str | N
             doc["metadata"] = {**doc.get("metadata", {}), "namespace": ns}
 
     # 1. namespaces
+    def apply(batch: list[dict]) -> None:
+        if via == "api":
+            apply_api(cp, batch, resources)
+        else:
+            cp.apply(batch)
+
     namespaces = [d for d in docs if d["kind"] == "Namespace" and d["apiVersion"] == "v1"]
     if namespaces:
-        cp.apply(namespaces)
+        apply(namespaces)
     wanted = {d["metadata"]["name"] for d in namespaces} | {d["metadata"]["namespace"] for d in docs if d.get("metadata", {}).get("namespace")}
-    for ns in sorted(wanted):
-        ensure_namespace(cp, ns)  # labelled ephemeral: reset() removes it
+    with ThreadPoolExecutor(max_workers=8) as pool:  # labelled ephemeral: reset() removes them
+        list(pool.map(lambda ns: ensure_namespace(cp, ns), sorted(wanted)))
     out.namespaces = sorted(wanted)
 
     # 3. classes the cluster would have
@@ -302,24 +331,33 @@ def apply_rendered(cp: ControlPlane, docs: Iterable[Mapping], namespace: str | N
     first_kinds = {"StorageClass", "PriorityClass", "RuntimeClass", "CustomResourceDefinition"}
     first = [d for d in docs if d["kind"] in first_kinds]
     if first:
-        cp.apply(first)
+        apply(first)
 
     # 4. fake volumes, pre-bound to their claims, before the claims exist
     if bind_claims:
-        for claim in claims:
-            out.volumes[f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"] = _fake_volume(cp, claim)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            made = list(pool.map(lambda c: _fake_volume(cp, c), claims))
+        for claim, pv in zip(claims, made):
+            out.volumes[f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"] = pv
 
-    # 5. everything else
-    rest = [d for d in docs if not (d["kind"] == "Namespace" and d["apiVersion"] == "v1") and d["kind"] not in first_kinds]
-    if rest:
-        cp.apply(rest)
-    out.objects = [_ident(d) for d in docs]
-
+    # 5. the claims, Bound before any pod exists: a pod the scheduler first sees with
+    # an unbound claim is parked and retried only after a back-off (up to 10 s).
     if bind_claims and claims:
+        apply(claims)
+
         def all_bound() -> bool:
-            return all(cp.api.get(f"/api/v1/namespaces/{c['metadata']['namespace']}/persistentvolumeclaims/{c['metadata']['name']}")
-                       .get("status", {}).get("phase") == "Bound" for c in claims)
+            bound = {(c["metadata"]["namespace"], c["metadata"]["name"])
+                     for c in cp.api.get("/api/v1/persistentvolumeclaims")["items"]
+                     if c.get("status", {}).get("phase") == "Bound"}
+            return all((c["metadata"]["namespace"], c["metadata"]["name"]) in bound for c in claims)
         wait_for("PersistentVolumeClaims Bound: " + ", ".join(out.volumes), all_bound, timeout)
+
+    # 6. everything else
+    done = first_kinds | ({"PersistentVolumeClaim"} if bind_claims else set())
+    rest = [d for d in docs if not (d["kind"] == "Namespace" and d["apiVersion"] == "v1") and d["kind"] not in done]
+    if rest:
+        apply(rest)
+    out.objects = [_ident(d) for d in docs]
     return out
 
 
@@ -461,7 +499,7 @@ def dry_run_pod(cp: ControlPlane, ns: str, pod_spec: Mapping, name: str = "dry-r
 
 
 __all__ = [
-    "Applied", "DryRun", "UnknownKinds", "apply_rendered", "crd_dir", "delete_namespace", "dry_run", "dry_run_pod",
+    "Applied", "DryRun", "UnknownKinds", "apply_api", "apply_rendered", "crd_dir", "delete_namespace", "dry_run", "dry_run_pod",
     "ensure_namespace", "fakenodes", "pending_reasons", "placements", "pods", "reset", "scale", "selector_text",
     "wait_for", "wait_pending_reason", "wait_pods_scheduled",
 ]

@@ -36,7 +36,13 @@ Sources for the shapes (each builder cites the page it follows):
   https://github.com/NVIDIA/k8s-device-plugin/tree/main/docs/gpu-feature-discovery
 
 Everything is data: a test can derive a variant with `shape.replace(...)`,
-`shape.with_taints(...)` or `shape.with_labels(...)`.
+`shape.with_taints(...)`, `shape.with_labels(...)` or `in_zone(shape, i)`.
+
+Shapes exist for every catalog GPU on every managed cloud, on-demand and spot
+(tests/test_placement.py checks the coverage), plus EKS capacity reservations
+(interruptible or not, Karpenter's capacity-reservation-* labels:
+https://karpenter.sh/docs/tasks/odcrs/) and a k3s box with one L4 and no GPU
+labels at all. Creating and deleting nodes runs a few API calls in parallel.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -203,14 +210,29 @@ EKS_INSTANCES: dict[str, tuple] = {
     "g6.xlarge": (4, 16384, "l4", 1, 22888, "amd", "3920m", "14162Mi", 58),
     "g6.12xlarge": (48, 196608, "l4", 4, 22888, "amd", "47810m", "178933Mi", 234),
     "m7i.2xlarge": (8, 32768, None, 0, 0, "intel", "7910m", "29317Mi", 58),
+    # The 8-vCPU one-GPU sizes Karpenter picks for a pod that requests 4 CPUs (an
+    # xlarge's 3920m allocatable is too little), and the other catalog GPUs' instances
+    # (aws/karpenter-provider-aws website/content/en/docs/reference/instance-types.md
+    # @1d927085; https://aws.amazon.com/ec2/instance-types/p5/, .../p4/, .../g5/, .../g4/).
+    "g6.2xlarge": (8, 32768, "l4", 1, 22888, "amd", "7910m", "29317Mi", 58),
+    "g6e.2xlarge": (8, 65536, "l40s", 1, 45776, "amd", "7910m", "59627Mi", 58),
+    "g5.2xlarge": (8, 32768, "a10g", 1, 22888, "amd", "7910m", "29317Mi", 58),
+    "g4dn.2xlarge": (8, 32768, "t4", 1, 16384, "intel", "7910m", "29636Mi", 29),
+    "p5e.48xlarge": (192, 2097152, "h200", 8, 144384, "amd", "191450m", "1938410Mi", 100),
+    "p4d.24xlarge": (96, 1179648, "a100", 8, 40960, "intel", "95690m", "1082712Mi", 737),
+    "p4de.24xlarge": (96, 1179648, "a100", 8, 81920, "intel", "95690m", "1082712Mi", 737),
 }
 EKS_REGION, EKS_ZONES = "us-east-1", ("us-east-1a", "us-east-1b", "us-east-1c")
 
 
 def eks(instance_type: str, capacity_type: str = "on-demand", *, nodepool: str | None = None,
-        zone: str = EKS_ZONES[0]) -> NodeShape:
+        zone: str = EKS_ZONES[0], interruptible: bool = False) -> NodeShape:
     """A node Karpenter launched on EKS. GPU NodePools follow Karpenter's example
-    and taint `nvidia.com/gpu=true:NoSchedule`; spot nodes get no extra taint."""
+    and taint `nvidia.com/gpu=true:NoSchedule`; spot nodes get no extra taint.
+    `capacity_type="reserved"` is an on-demand capacity reservation; with
+    `interruptible` one the EC2 owner can reclaim with a 2-minute warning
+    (Karpenter v1.10+, website/content/en/docs/tasks/odcrs.md: the
+    capacity-reservation-* labels are "only present on reserved nodes")."""
     vcpu, mem, gpu, gpus, gpu_mem, cpu_vendor, a_cpu, a_mem, pods = EKS_INSTANCES[instance_type]
     family, size = instance_type.split(".")
     labels = {
@@ -233,6 +255,12 @@ def eks(instance_type: str, capacity_type: str = "on-demand", *, nodepool: str |
     allocatable = {"cpu": a_cpu, "memory": a_mem, "pods": str(pods),
                    # 20 GiB root volume (Karpenter's AL2023 default) less the eviction threshold.
                    "ephemeral-storage": "17Gi"}
+    if capacity_type == "reserved":
+        labels.update({
+            "karpenter.k8s.aws/capacity-reservation-id": f"cr-0{'1' if interruptible else '2'}23456789abcdef0",
+            "karpenter.k8s.aws/capacity-reservation-type": "default",
+            "karpenter.k8s.aws/capacity-reservation-interruptible": "true" if interruptible else "false",
+        })
     taints: tuple = ()
     if gpus:
         labels.update({
@@ -243,11 +271,11 @@ def eks(instance_type: str, capacity_type: str = "on-demand", *, nodepool: str |
         })
         capacity["nvidia.com/gpu"] = allocatable["nvidia.com/gpu"] = str(gpus)
         taints = (taint("nvidia.com/gpu", "true"),)
-    suffix = "" if capacity_type == "on-demand" else f"-{capacity_type}"
+    suffix = ("" if capacity_type == "on-demand" else f"-{capacity_type}") + ("-interruptible" if interruptible else "")
     return NodeShape(
         name=f"eks-{instance_type}{suffix}", cloud="eks", instance_type=instance_type, labels=labels,
         taints=taints, capacity=capacity, allocatable=allocatable, zone=zone, region=EKS_REGION,
-        gpu_resource="nvidia.com/gpu" if gpus else None, gpus=gpus, spot=capacity_type == "spot",
+        gpu_resource="nvidia.com/gpu" if gpus else None, gpus=gpus, spot=capacity_type == "spot" or interruptible,
         os_image="Amazon Linux 2023.7.20250512", kernel="6.1.134-152.225.amzn2023.x86_64",
         sources=("https://karpenter.sh/docs/reference/instance-types/",
                  "https://karpenter.sh/docs/concepts/scheduling/"),
@@ -266,6 +294,12 @@ GKE_MACHINES: dict[str, tuple] = {
     "g2-standard-8": (8, 32, "nvidia-l4", 1, "g2"),
     "g2-standard-24": (24, 96, "nvidia-l4", 2, "g2"),
     "n2-standard-8": (8, 32, None, 0, "n2"),
+    # a3-ultragpu-8g: 224 vCPU, 2,952 GB, 8 H200; a2-highgpu-1g: 12 vCPU, 85 GB, 1 A100 40GB
+    # (accelerator-optimized-machines); n1-standard-8 (8 vCPU, 30 GB) with one T4 attached
+    # (https://cloud.google.com/compute/docs/gpus#t4-gpus, general-purpose-machines#n1).
+    "a3-ultragpu-8g": (224, 2952, "nvidia-h200-141gb", 8, "a3"),
+    "a2-highgpu-1g": (12, 85, "nvidia-tesla-a100", 1, "a2"),
+    "n1-standard-8": (8, 30, "nvidia-tesla-t4", 1, "n1"),
 }
 GKE_REGION, GKE_ZONES = "us-central1", ("us-central1-a", "us-central1-b", "us-central1-c")
 
@@ -332,6 +366,13 @@ AKS_VMS: dict[str, tuple] = {
     "Standard_ND96isr_H100_v5": (96, 1900, "nvidia", 8),
     "Standard_ND96isr_MI300X_v5": (96, 1850, "amd", 8),
     "Standard_D8s_v5": (8, 32, None, 0),
+    # .../nd-h200-v5-series (ND96isr_H200_v5: 96 vCPU, 1850 GiB, 8x H200), .../nda100v4-series
+    # (ND96asr_v4: 96 vCPU, 900 GiB, 8x A100 40GB), .../ncast4v3-series (NC8as_T4_v3: 8 vCPU,
+    # 56 GiB, 1x T4; NC4as_T4_v3: 4 vCPU, 28 GiB).
+    "Standard_ND96isr_H200_v5": (96, 1850, "nvidia", 8),
+    "Standard_ND96asr_v4": (96, 900, "nvidia", 8),
+    "Standard_NC8as_T4_v3": (8, 56, "nvidia", 1),
+    "Standard_NC4as_T4_v3": (4, 28, "nvidia", 1),
 }
 AKS_REGION, AKS_ZONES = "eastus", ("eastus-1", "eastus-2", "eastus-3")
 AKS_MAX_PODS = 250  # Azure CNI Overlay default
@@ -466,6 +507,29 @@ K3S_1GPU = k3s(1)
 K3S_2GPU = k3s(2)
 K3S_1GPU_NO_GFD = k3s(1, gfd=False)
 
+# Shapes for every catalog GPU on every cloud, on-demand and spot (issue 10's placement tests).
+EKS_G6_2XLARGE, EKS_G6_2XLARGE_SPOT = eks("g6.2xlarge"), eks("g6.2xlarge", "spot")
+EKS_G6E_2XLARGE, EKS_G6E_2XLARGE_SPOT = eks("g6e.2xlarge"), eks("g6e.2xlarge", "spot")
+EKS_G5_2XLARGE, EKS_G5_2XLARGE_SPOT = eks("g5.2xlarge"), eks("g5.2xlarge", "spot")
+EKS_G4DN_2XLARGE, EKS_G4DN_2XLARGE_SPOT = eks("g4dn.2xlarge"), eks("g4dn.2xlarge", "spot")
+EKS_P5E_48XLARGE, EKS_P5E_48XLARGE_SPOT = eks("p5e.48xlarge"), eks("p5e.48xlarge", "spot")
+EKS_P4D_24XLARGE, EKS_P4D_24XLARGE_SPOT = eks("p4d.24xlarge"), eks("p4d.24xlarge", "spot")
+EKS_P4DE_24XLARGE, EKS_P4DE_24XLARGE_SPOT = eks("p4de.24xlarge"), eks("p4de.24xlarge", "spot")
+EKS_P5_48XLARGE_RESERVED = eks("p5.48xlarge", "reserved")
+EKS_P5_48XLARGE_RESERVED_INTERRUPTIBLE = eks("p5.48xlarge", "reserved", interruptible=True)
+GKE_A3_ULTRAGPU_8G, GKE_A3_ULTRAGPU_8G_SPOT = gke("a3-ultragpu-8g"), gke("a3-ultragpu-8g", spot=True)
+GKE_A2_HIGHGPU_1G, GKE_A2_HIGHGPU_1G_SPOT = gke("a2-highgpu-1g"), gke("a2-highgpu-1g", spot=True)
+GKE_N1_STANDARD_8_T4, GKE_N1_STANDARD_8_T4_SPOT = gke("n1-standard-8"), gke("n1-standard-8", spot=True)
+AKS_ND96ISR_H100_V5_SPOT = aks("Standard_ND96isr_H100_v5", spot=True)
+AKS_ND96ISR_H200_V5, AKS_ND96ISR_H200_V5_SPOT = aks("Standard_ND96isr_H200_v5"), aks("Standard_ND96isr_H200_v5", spot=True)
+AKS_ND96ASR_V4, AKS_ND96ASR_V4_SPOT = aks("Standard_ND96asr_v4"), aks("Standard_ND96asr_v4", spot=True)
+AKS_NC8AS_T4_V3, AKS_NC8AS_T4_V3_SPOT = aks("Standard_NC8as_T4_v3"), aks("Standard_NC8as_T4_v3", spot=True)
+AKS_NC4AS_T4_V3 = aks("Standard_NC4as_T4_v3")
+# A k3s box with one L4 and only the device plugin (no GPU operator, no GFD): the
+# issue's `compose new-model llama-3.1-8b --env dev --cloud k3s --gpu l4` target.
+K3S_1L4_NO_GFD = k3s(1, gfd=False, product="NVIDIA-L4", gpu_memory_mib=23034, cpu=16, memory_gib=64).replace(
+    name="k3s-1xl4-nogfd")
+
 SHAPES: dict[str, NodeShape] = {
     s.name: s for s in (
         EKS_P5_48XLARGE, EKS_P5_48XLARGE_SPOT, EKS_G6E_XLARGE, EKS_G6E_XLARGE_SPOT, EKS_G6E_12XLARGE,
@@ -475,8 +539,31 @@ SHAPES: dict[str, NodeShape] = {
         GKE_G2_STANDARD_24, GKE_G2_STANDARD_24_SPOT, GKE_A2_ULTRAGPU_1G, GKE_A2_ULTRAGPU_1G_SPOT, GKE_N2_STANDARD_8,
         AKS_NC24ADS_A100_V4, AKS_NC24ADS_A100_V4_SPOT, AKS_ND96ISR_H100_V5, AKS_ND96ISR_MI300X_V5, AKS_D8S_V5,
         K3S_1GPU, K3S_2GPU, K3S_1GPU_NO_GFD,
+        EKS_G6_2XLARGE, EKS_G6_2XLARGE_SPOT, EKS_G6E_2XLARGE, EKS_G6E_2XLARGE_SPOT, EKS_G5_2XLARGE,
+        EKS_G5_2XLARGE_SPOT, EKS_G4DN_2XLARGE, EKS_G4DN_2XLARGE_SPOT, EKS_P5E_48XLARGE, EKS_P5E_48XLARGE_SPOT,
+        EKS_P4D_24XLARGE, EKS_P4D_24XLARGE_SPOT, EKS_P4DE_24XLARGE, EKS_P4DE_24XLARGE_SPOT,
+        EKS_P5_48XLARGE_RESERVED, EKS_P5_48XLARGE_RESERVED_INTERRUPTIBLE,
+        GKE_A3_ULTRAGPU_8G, GKE_A3_ULTRAGPU_8G_SPOT, GKE_A2_HIGHGPU_1G, GKE_A2_HIGHGPU_1G_SPOT,
+        GKE_N1_STANDARD_8_T4, GKE_N1_STANDARD_8_T4_SPOT,
+        AKS_ND96ISR_H100_V5_SPOT, AKS_ND96ISR_H200_V5, AKS_ND96ISR_H200_V5_SPOT, AKS_ND96ASR_V4, AKS_ND96ASR_V4_SPOT,
+        AKS_NC8AS_T4_V3, AKS_NC8AS_T4_V3_SPOT, AKS_NC4AS_T4_V3, K3S_1L4_NO_GFD,
     )
 }
+
+
+ZONES = {"eks": EKS_ZONES, "gke": GKE_ZONES, "aks": AKS_ZONES}
+
+
+def in_zone(shape: NodeShape, index: int, suffix: str | None = None) -> NodeShape:
+    """The same shape in the cloud's zone number `index` (0-based), named
+    `<shape>-z<index+1>` (or `suffix`), with the cloud's own zone labels moved too."""
+    zone = ZONES[shape.cloud][index]
+    labels = dict(shape.labels)
+    if "topology.gke.io/zone" in labels:
+        labels["topology.gke.io/zone"] = zone
+    if "topology.k8s.aws/zone-id" in labels:
+        labels["topology.k8s.aws/zone-id"] = f"use1-az{index + 1}"
+    return shape.replace(name=f"{shape.name}-{suffix or f'z{index + 1}'}", zone=zone, labels=labels)
 
 
 def shapes_for(cloud: str, *, gpu: bool | None = None, spot: bool | None = None) -> list[NodeShape]:
@@ -603,20 +690,26 @@ def create_nodes(cp: ControlPlane, shapes: Iterable[NodeShape], count_per_shape:
     Returns the node names."""
     hb = heartbeat(cp)
     names: list[str] = []
+    manifests: list[dict] = []
     for shape in shapes:
         for i in range(count_per_shape):
             name = node_name(shape, i, prefix)
             zone = zones[i % len(zones)] if zones else None
             n = cp.extras["fake-node-count"] = cp.extras.get("fake-node-count", 0) + 1
             # A documentation address (RFC 5737 TEST-NET-1): nothing ever connects to it.
-            manifest = shape.manifest(name, zone, ip=f"192.0.2.{(n - 1) % 254 + 1}")
-            # The API server keeps a Node's status on create (kubelet registration
-            # relies on it); patch it through /status should a server drop it.
-            created = cp.api.post("/api/v1/nodes", manifest)
-            if not created.get("status", {}).get("allocatable"):
-                created = cp.api.patch(f"/api/v1/nodes/{name}/status", {"status": manifest["status"]}, patch_type="merge")
-            hb.add(name, created["metadata"]["uid"])
+            manifests.append(shape.manifest(name, zone, ip=f"192.0.2.{(n - 1) % 254 + 1}"))
             names.append(name)
+
+    def create(manifest: dict) -> None:
+        name = manifest["metadata"]["name"]
+        # The API server keeps a Node's status on create (kubelet registration
+        # relies on it); patch it through /status should a server drop it.
+        created = cp.api.post("/api/v1/nodes", manifest)
+        if not created.get("status", {}).get("allocatable"):
+            created = cp.api.patch(f"/api/v1/nodes/{name}/status", {"status": manifest["status"]}, patch_type="merge")
+        hb.add(name, created["metadata"]["uid"])
+
+    _parallel(create, manifests)
     if wait:
         wait_nodes_ready(cp, names, timeout)
     return names
@@ -639,11 +732,10 @@ def wait_nodes_ready(cp: ControlPlane, names: Iterable[str], timeout: float = 60
     deadline = time.monotonic() + timeout
     while True:
         bad = {}
+        existing = {n["metadata"]["name"]: n for n in cp.api.get("/api/v1/nodes")["items"]}  # one request
         for name in names:
-            try:
-                problems = node_problems(cp.api.get(f"/api/v1/nodes/{name}"))
-            except ApiError as e:
-                problems = [str(e)]
+            node = existing.get(name)
+            problems = node_problems(node) if node is not None else ["not found"]
             if problems:
                 bad[name] = problems
         if not bad:
@@ -681,7 +773,8 @@ def delete_nodes(cp: ControlPlane, names: Iterable[str], timeout: float = 30) ->
     hb = heartbeat(cp)
     for name in names:
         hb.remove(name)
-    for name in names:
+
+    def delete(name: str) -> None:
         force_delete_pods_on(cp, name)
         for path in (f"/api/v1/nodes/{name}",
                      f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{name}"):
@@ -690,14 +783,28 @@ def delete_nodes(cp: ControlPlane, names: Iterable[str], timeout: float = 30) ->
             except ApiError as e:
                 if e.status != 404:
                     raise
+
+    _parallel(delete, names)
     deadline = time.monotonic() + timeout
     while any(cp.api.exists(f"/api/v1/nodes/{n}") for n in names):
         if time.monotonic() > deadline:
             raise TimeoutError(f"nodes still exist after {timeout}s: {names}")
         time.sleep(0.2)
     # A pod the scheduler bound in the meantime would be orphaned: sweep once more.
-    for name in names:
-        force_delete_pods_on(cp, name)
+    _parallel(lambda name: force_delete_pods_on(cp, name), names)
+
+
+def _parallel(fn, items: Iterable, workers: int = 8) -> None:
+    """fn(item) for each item from a few threads (the API client keeps one connection
+    per thread); the first exception is raised."""
+    items = list(items)
+    if len(items) < 2:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()
 
 
 @dataclass

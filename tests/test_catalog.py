@@ -19,7 +19,7 @@ REQUIRED_MODELS = {
     "qwen3-235b-a22b-fp8", "qwen3-30b-a3b-fp8", "qwen3-next-80b-a3b", "qwen2.5-vl-7b", "mistral-small-3.1-24b",
     "mistral-small-3.2-24b", "phi-4",
 }
-REQUIRED_GPUS = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "l40s", "l4", "a10g", "t4", "mi300x", "rtx-4090",
+REQUIRED_GPUS = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "l40s", "l4", "a10g", "t4", "rtx-4090",
                  "b200", "gb200", "rtx-pro-6000", "h200-nvl"}
 
 
@@ -203,7 +203,6 @@ def test_aliases_and_unknown_gpu():
 def test_clouds_lists_node_shapes_and_empty_lists_for_gpus_not_offered():
     assert catalog.get_gpu("a10g").clouds()["gke"] == []
     assert catalog.get_gpu("l4").clouds()["aks"] == []
-    assert catalog.get_gpu("mi300x").clouds()["eks"] == []
     assert catalog.get_gpu("rtx-4090").clouds() == {"gke": [], "eks": [], "aks": []}
     assert "p5.48xlarge" in catalog.get_gpu("h100-80gb").clouds()["eks"]
     assert {g.name for g in catalog.gpus_for_cloud("gke")} >= {"l4", "h100-80gb", "t4"}
@@ -211,6 +210,35 @@ def test_clouds_lists_node_shapes_and_empty_lists_for_gpus_not_offered():
     assert "rtx-4090" in {g.name for g in catalog.gpus_for_cloud("k3s")}
     with pytest.raises(InvalidInput, match="unknown cloud"):
         catalog.gpus_for_cloud("azure")
+
+
+def test_amd_gpus_are_refused_with_the_reason():
+    """MI300X left the catalog (docs/gpus.md): --gpu mi300x says why, and the
+    catalog holds NVIDIA GPUs only."""
+    with pytest.raises(UnknownGPU, match="NVIDIA deployments only.*restricted"):
+        catalog.get_gpu("mi300x")
+    assert {g.vendor for g in catalog.gpus()} == {"nvidia"}
+    assert {g.resource for g in catalog.gpus()} == {"nvidia.com/gpu"}
+
+
+def test_eks_pins_the_a100_memory():
+    """Karpenter calls both A100s "a100"; the GPU memory label tells p4d from p4de."""
+    assert catalog.get_gpu("a100-80gb").node_selector("eks", 4) == {
+        "karpenter.k8s.aws/instance-gpu-name": "a100", "karpenter.k8s.aws/instance-gpu-memory": "81920"}
+    assert catalog.get_gpu("a100-40gb").node_selector("eks", 1)["karpenter.k8s.aws/instance-gpu-memory"] == "40960"
+    assert catalog.get_gpu("h100-80gb").node_selector("eks", 8) == {"karpenter.k8s.aws/instance-gpu-name": "h100"}
+    assert catalog.get_gpu("l4").node_selector("gke", 1) == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert catalog.get_gpu("l4").node_selector("k3s", 1) == {}
+
+
+def test_aks_picks_a_vm_size_with_cpus_for_the_pod():
+    """Standard_NC4as_T4_v3 has 4 vCPUs, less than 4 allocatable: a pod requesting 4 CPUs
+    (the planner's 4 per GPU) never fits there, so the overlay pins NC8as_T4_v3."""
+    t4 = catalog.get_gpu("t4")
+    assert catalog.vm_vcpus("Standard_NC4as_T4_v3") == 4 and catalog.vm_vcpus("Standard_ND96isr_H100_v5") == 96
+    assert t4.node_label_value("aks", 1) == "Standard_NC4as_T4_v3"
+    assert t4.node_label_value("aks", 1, cpus=4) == "Standard_NC8as_T4_v3"
+    assert t4.node_selector("aks", 2, cpus=8) == {"node.kubernetes.io/instance-type": "Standard_NC64as_T4_v3"}
 
 
 def test_node_label_values():

@@ -90,7 +90,10 @@ def test_shapes_are_consistent():
         if shape.gpus:
             assert shape.allocatable[shape.gpu_resource] == shape.capacity[shape.gpu_resource] == str(shape.gpus)
         if shape.cloud == "eks":
-            assert labels["karpenter.sh/capacity-type"] == ("spot" if shape.spot else "on-demand")
+            reserved = labels["karpenter.sh/capacity-type"] == "reserved"
+            assert labels["karpenter.sh/capacity-type"] == ("spot" if shape.spot else "on-demand") or reserved
+            if reserved:  # reclaimable only when interruptible
+                assert (labels["karpenter.k8s.aws/capacity-reservation-interruptible"] == "true") == shape.spot
             assert not any("spot" in t["key"] for t in shape.taints)  # Karpenter sets no spot taint
             if shape.gpus:
                 assert labels["karpenter.k8s.aws/instance-gpu-count"] == str(shape.gpus)

@@ -82,6 +82,16 @@ def new_model(
     name: Optional[str] = typer.Option(None, "--name", help="Short name (default: the model slug)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
     replicas: Optional[str] = typer.Option(None, "--replicas", help="MIN:MAX for KEDA (default from env and plan)."),
+    single_replica_reason: Optional[str] = typer.Option(
+        None, "--single-replica-reason",
+        help="prod only: one line (1-200 characters) saying why fewer than 2 replicas is enough; "
+        "recorded in compose-plan.yaml and on the ScaledObject.",
+    ),
+    gpus_per_node: Optional[int] = typer.Option(
+        None, "--gpus-per-node", min=1, max=16,
+        help="GPUs on one node of your cluster, 1-16: the largest tensor-parallel size one pod may use "
+        "(default: 1 on k3s, else the largest node shape the catalog lists for the GPU on that cloud).",
+    ),
     tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", min=1),
     gpu_memory_utilization: Optional[float] = typer.Option(
         None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM (default: vLLM's, 0.92 in 0.33)."
@@ -160,6 +170,8 @@ def new_model(
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
         replicas=replicas,
+        single_replica_reason=single_replica_reason,
+        gpus_per_node=gpus_per_node,
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype.value if kv_cache_dtype else None,

@@ -43,7 +43,12 @@ def plan_cmd(
     prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", help="Request profile: prompt length (default 1024)."),
     output_tokens: Optional[int] = typer.Option(None, "--output-tokens", help="Request profile: max output tokens (default 256)."),
     target_rps: Optional[float] = typer.Option(None, "--target-rps", help="Requests per second to size replicas for."),
-    spot_notice_seconds: Optional[int] = typer.Option(None, "--spot-notice-seconds", help="Fit the drain in this preemption notice."),
+    spot_notice_seconds: Optional[int] = typer.Option(None, "--spot-notice-seconds", help="The preemption notice, for the drain explanation."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Where the weights are read from at start-up: efs, filestore-basic-hdd, "
+        "filestore-basic-ssd, azure-files-standard, azure-files-premium, local-path, local-nvme (default)."),
+    concurrent_loads: Optional[int] = typer.Option(
+        None, "--concurrent-loads", min=1, max=1000, help="Replicas loading from that storage at once (default 1)."),
     vllm_version: Optional[str] = typer.Option(None, "--vllm-version", help="vLLM version to model (default 0.33.0)."),
     fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json."),
 ) -> None:
@@ -66,6 +71,7 @@ def plan_cmd(
         enable_expert_parallel=enable_expert_parallel,
         gpus_per_node=gpus_per_node, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         target_rps=target_rps, spot_notice_seconds=spot_notice_seconds, vllm_version=vllm_version,
+        storage=storage, concurrent_loads=concurrent_loads,
     )
     req = planner.PlanRequest(**{k: v for k, v in given.items() if v is not None})
     if fmt is Fmt.json:

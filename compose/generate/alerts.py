@@ -196,12 +196,16 @@ class AlertFigures:
 
     @property
     def fallback_for_seconds(self) -> int:
-        return self.fallback_errors * self.keda_polling_interval_seconds
+        """Failing for as many polls as KEDA needs to fall back, and for at least one
+        start-up: a first deploy fails the query until its first pod has loaded (vLLM
+        serves no /metrics before), which fallback behaviour currentReplicasIfHigher
+        makes harmless; VLLMKedaScalerErrors (warning) reports errors sooner."""
+        return max(self.fallback_errors * self.keda_polling_interval_seconds, self.startup_budget_seconds)
 
     @property
     def fallback_window_seconds(self) -> int:
         """At least two failing polls per threshold step and two minutes of scrapes."""
-        return max(120, 2 * self.fallback_for_seconds)
+        return max(120, 2 * self.fallback_errors * self.keda_polling_interval_seconds)
 
 
 def derive_ttft_slo(queue_threshold: float, replica_throughput_rps: float) -> float:
@@ -471,13 +475,15 @@ def _keda_fallback(f: AlertFigures) -> Alert:
     )
     return Alert(
         "VLLMKedaFallbackActive", expr, f.fallback_for_seconds, "critical",
-        f"{f.served_model_name}: KEDA scales on fallback replicas, not on the queue",
+        f"{f.served_model_name}: KEDA holds the replica count instead of scaling on the queue",
         f"KEDA's scaler for ScaledObject {f.scaled_object} in {f.namespace} has kept failing for more than "
-        f"fallback.failureThreshold={f.keda_failure_threshold} polls (every {f.keda_polling_interval_seconds} s): "
-        "KEDA now holds fallback.replicas and ignores the queue (KEDA exports no fallback metric; sustained "
-        "scaler errors are its signal).",
-        "Fix the trigger as for VLLMKedaScalerErrors; until then the replica count is fixed at "
-        "fallback.replicas whatever the load.",
+        f"fallback.failureThreshold={f.keda_failure_threshold} polls (every {f.keda_polling_interval_seconds} s), "
+        f"for longer than one start-up ({f.startup_budget_seconds} s, the time a first deploy fails before its "
+        "first pod serves /metrics): with fallback.behavior currentReplicasIfHigher KEDA holds max(current "
+        "replicas, minReplicaCount) and ignores the queue, so it will not scale out under load (KEDA exports no "
+        "fallback metric; sustained scaler errors are its signal).",
+        "Fix the trigger as for VLLMKedaScalerErrors; until then the replica count stays where it was "
+        "whatever the load.",
     )
 
 

@@ -81,6 +81,13 @@ class Options:
     api_key_secret: str | None = None  # Secret whose key `api-key` becomes VLLM_API_KEY
     network_policy: bool | None = None  # components/network-policy; default on in staging and prod
     allow_from: tuple[str, ...] | None = None  # namespaces that may reach port 8000
+    # GPUs on one node of the target: the largest tensor-parallel size one pod may
+    # use. None until resolved (k3s: 1; a managed cloud: the catalog's largest node
+    # shape for the GPU there); compose records the resolved value.
+    gpus_per_node: int | None = None
+    # prod only: why this model may run fewer than MIN_REPLICAS["prod"] replicas
+    # (one line; also written as the ScaledObject annotation SINGLE_REPLICA_REASON).
+    single_replica_reason: str | None = None
 
     def __post_init__(self):
         if self.allow_from is not None and not isinstance(self.allow_from, tuple):
@@ -204,12 +211,44 @@ def parse_replicas(text: str | None) -> tuple[int, int] | None:
 
 # Production keeps two replicas so a node drain or a spot preemption never takes
 # the model down (a PodDisruptionBudget cannot both protect one replica and allow
-# the drain); dev and staging accept a cold start instead.
+# the drain); dev and staging accept a cold start instead. A prod overlay may go
+# below it only with a one-line reason (--single-replica-reason), recorded in
+# compose-plan.yaml and as this annotation on the ScaledObject (policy rule
+# prod-replicas).
 MIN_REPLICAS = {"prod": 2, "staging": 1, "dev": 1}
+SINGLE_REPLICA_REASON = "vllm-compose.io/single-replica-reason"
+REASON_MAX_CHARS = 200
+GPUS_PER_NODE_MAX = 16  # the largest single node any cloud sells has 8 or 16 GPUs
+
+
+def check_replica_reason(opts: "Options", lo: int) -> None:
+    """prod below MIN_REPLICAS needs a one-line reason; a reason needs such an overlay."""
+    reason = opts.single_replica_reason
+    floor = MIN_REPLICAS["prod"]
+    if reason is not None:
+        if not reason.strip() or "\n" in reason or len(reason) > REASON_MAX_CHARS:
+            raise InvalidInput(f"--single-replica-reason must be one line of 1-{REASON_MAX_CHARS} characters")
+        if opts.env != "prod" or lo >= floor:
+            raise InvalidInput(
+                "drop --single-replica-reason: it explains a prod overlay with fewer than "
+                f"{floor} minimum replicas, and this one {'is not prod' if opts.env != 'prod' else f'keeps {lo}'}"
+            )
+    elif opts.env == "prod" and lo < floor:
+        raise InvalidInput(
+            f"prod keeps at least {floor} replicas so a drain or preemption never takes the model down; "
+            f"use --replicas {floor}:N, or say why one is enough with --single-replica-reason \"...\""
+        )
+
+
+# KEDA's fallback when the queue query keeps failing: hold max(current replicas,
+# fallback.replicas) (KEDA >= 2.17, pkg/fallback/fallback.go doFallback). With
+# fallback.replicas = the minimum, a first deploy (no /metrics while the model
+# loads) and a Prometheus outage never jump to a fixed count nor scale down.
+FALLBACK_BEHAVIOR = "currentReplicasIfHigher"
 
 
 def replica_bounds(opts: Options, plan: dict) -> tuple[int, int, int]:
-    """(min, max, fallback) for the ScaledObject."""
+    """(min, max, fallback) for the ScaledObject; fallback = min (FALLBACK_BEHAVIOR)."""
     explicit = parse_replicas(opts.replicas)
     needed = max(1, int(plan["replicas_for_target_rps"]))
     if explicit:
@@ -217,7 +256,5 @@ def replica_bounds(opts: Options, plan: dict) -> tuple[int, int, int]:
     else:
         lo = MIN_REPLICAS[opts.env]
         hi = max(lo, needed)
-    # If Prometheus is unreachable, run the capacity the target rate needs.
-    fallback = min(max(needed, lo), hi)
-    return lo, hi, fallback
+    return lo, hi, lo
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from compose.core import kustomize, names, secrets, yamlio
-from compose.core.errors import InvalidInput, NotOurs, OverlayExists
+from compose.core.errors import DoesNotFit, InvalidInput, NotOurs, OverlayExists
 from compose.core.writer import CREATED, UNCHANGED, Change, FileSet, apply
 from compose.core.writer import report as writer_report
 from compose.generate import alerts, canaryalerts, routing
@@ -30,11 +31,14 @@ from compose.generate.options import (
     _HTML_MARK,
     BASE_REFERENCE,
     DEFAULT_PROMETHEUS_URL,
+    GPUS_PER_NODE_MAX,
     KUSTOMIZATION,
     PLAN_API,
     PLAN_FILE,
     PLAN_KIND,
+    MIN_REPLICAS,
     Options,
+    check_replica_reason,
     header,
     is_generated,
     API_KEY_SECRET_KEY,
@@ -74,6 +78,33 @@ class Generated:
 
 
 
+def gpus_per_node(opts: Options, gpu: str) -> int:
+    """GPUs on one node of the target: --gpus-per-node, else 1 on k3s (a box with
+    one card is the common case), else the largest node shape the catalog lists
+    for this GPU on the cloud. More than the cloud sells is an error."""
+    from compose.plan import catalog
+
+    cloud = clouds_mod.get(opts.cloud)
+    g = catalog.get_gpu(gpu)
+    largest = g.max_gpus_per_node(cloud.name)
+    if opts.gpus_per_node is not None:
+        if not 1 <= opts.gpus_per_node <= GPUS_PER_NODE_MAX:
+            raise InvalidInput(f"--gpus-per-node must be 1-{GPUS_PER_NODE_MAX}, got {opts.gpus_per_node}")
+        if not cloud.single_node and opts.gpus_per_node > largest:
+            raise InvalidInput(f"--gpus-per-node {opts.gpus_per_node}: {cloud.name} sells {g.name} nodes with at most "
+                               f"{largest} GPUs; use --gpus-per-node {largest} or less")
+        return opts.gpus_per_node
+    return 1 if cloud.single_node else largest
+
+
+def _gpus_per_node_why(opts: Options, n: int) -> str:
+    if opts.gpus_per_node is not None:
+        return f"--gpus-per-node {n}: the largest TP one pod may use"
+    if clouds_mod.get(opts.cloud).single_node:
+        return f"{opts.cloud} default: one GPU per box (pass --gpus-per-node for more)"
+    return f"largest {opts.cloud} node shape for this GPU in the catalog (pass --gpus-per-node if your nodes are smaller)"
+
+
 def resolve_gpu(opts: Options) -> tuple[str, list[str]]:
     """The GPU to plan for; when none is given, the smallest the cloud offers that fits."""
     from compose.plan import catalog, planner
@@ -109,10 +140,15 @@ def _request(opts: Options, gpu: str):
     kwargs: dict[str, Any] = dict(
         model=opts.model,
         gpu=gpu,
+        gpus_per_node=gpus_per_node(opts, gpu),
         tensor_parallel_size=opts.tensor_parallel_size,
         max_model_len=opts.max_model_len,
         target_rps=opts.target_rps,
         spot_notice_seconds=cloud.spot_notice_seconds if opts.spot else None,
+        # The start-up budget reads the checkpoint from the cloud's cache, with the
+        # minimum replicas of a first deploy loading at once.
+        storage=cloud.storage,
+        concurrent_loads=_min_replicas(opts),
     )
     if opts.gpu_memory_utilization is not None:
         kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
@@ -123,6 +159,11 @@ def _request(opts: Options, gpu: str):
     if opts.output_tokens is not None:
         kwargs["output_tokens"] = opts.output_tokens
     return planner.PlanRequest(**kwargs)
+
+
+def _min_replicas(opts: Options) -> int:
+    explicit = parse_replicas(opts.replicas)
+    return explicit[0] if explicit else MIN_REPLICAS[opts.env]
 
 
 def model_ref(model: str, repo: Path | None) -> str:
@@ -137,8 +178,48 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
 
     opts = dataclasses.replace(opts, model=model_ref(opts.model, repo))
     gpu, notes = resolve_gpu(opts)
-    plan = planner.plan_or_raise(_request(opts, gpu))
-    return plan.to_dict(), notes
+    req = _request(opts, gpu)
+    result = planner.plan(req)
+    if not result.fits and opts.max_model_len is None:
+        capped = _context_beyond_one_node(opts, req, result)
+        if capped is not None:
+            result, note = capped
+            notes.append(note)
+    if not result.fits:
+        raise DoesNotFit(result.reason, plan=result)
+    plan = result.to_dict()
+    plan["explanations"]["gpus_per_node"] = _gpus_per_node_why(opts, req.gpus_per_node)
+    return plan, notes
+
+
+def _context_beyond_one_node(opts: Options, req, result):
+    """The model's full context needs more GPUs than one node has. dev: cap
+    --max-model-len to the longest that fits one node and say so; staging and
+    prod: refuse, naming both ways out. None when more GPUs would not help."""
+    from compose.plan import catalog, planner
+
+    wider = catalog.get_gpu(req.gpu).gpus_per_node
+    if req.tensor_parallel_size is not None or wider <= req.gpus_per_node:
+        return None
+    full = planner.plan(dataclasses.replace(req, gpus_per_node=wider))
+    if not full.fits:
+        return None  # more GPUs per node would not help: the planner's own way out applies
+    cap = planner.max_model_len_for_node(req)
+    context = full.max_model_len
+    where = f"a {opts.cloud} node has {req.gpus_per_node}"
+    need = f"{result.model}'s full {context}-token context needs {full.tensor_parallel_size} {req.gpu} GPUs but {where}"
+    if cap is None:
+        raise InvalidInput(f"{need}, and no shorter context fits {req.gpus_per_node}: pass --gpus-per-node "
+                           f"{full.tensor_parallel_size} if your nodes have that many GPUs, or choose a bigger --gpu")
+    if opts.env != "dev":
+        raise InvalidInput(f"{need}: pass --max-model-len {cap} (fits one node of {req.gpus_per_node}) or "
+                           f"--gpus-per-node {full.tensor_parallel_size} (if your nodes have that many GPUs)")
+    capped = planner.plan(dataclasses.replace(req, max_model_len=cap))
+    capped.explanations["max_model_len"] = (
+        f"capped for dev to fit one node: the full {context}-token context needs TP {full.tensor_parallel_size} "
+        f"but {where} (--gpus-per-node {full.tensor_parallel_size} or --max-model-len to change it)")
+    return capped, (f"--max-model-len capped to {cap}: {need}; pass --gpus-per-node {full.tensor_parallel_size} "
+                    f"for the full context (staging and prod refuse instead of capping)")
 
 
 
@@ -147,7 +228,7 @@ def make_plan(opts: Options, repo: Path | None = None) -> tuple[dict, list[str]]
 _COMPONENTS_PREFIX = "../../components/"
 _MANAGED_COMPONENTS = {
     f"{_COMPONENTS_PREFIX}{c}"
-    for c in (*clouds_mod.CLOUDS, "spot", "monitoring", "network-policy", *routing.COMPONENTS)
+    for c in (*clouds_mod.CLOUDS, "spot", "on-demand", "monitoring", "network-policy", *routing.COMPONENTS)
 }
 # Every patch file compose writes (and may delete when an option goes away).
 ALL_PATCHES = frozenset(PATCH_WHY) | frozenset(routing.PATCH_WHY)
@@ -175,10 +256,20 @@ def image_override(image: str | None, digest: str | None = None) -> dict | None:
     return entry
 
 
+def capacity_component(opts: Options) -> str | None:
+    """spot with --spot; on-demand on every cloud that also sells reclaimable capacity."""
+    if opts.spot:
+        return "spot"
+    if clouds_mod.get(opts.cloud).interruptible_labels:
+        return "on-demand"
+    return None
+
+
 def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patches: list[str]) -> dict:
     components = [f"{_COMPONENTS_PREFIX}{opts.cloud}"]
-    if opts.spot:
-        components.append(f"{_COMPONENTS_PREFIX}spot")
+    capacity = capacity_component(opts)
+    if capacity:
+        components.append(f"{_COMPONENTS_PREFIX}{capacity}")
     if opts.monitoring:
         components.append(f"{_COMPONENTS_PREFIX}monitoring")
     if network_policy_on(opts):
@@ -274,6 +365,7 @@ def plan_file(name: str, namespace: str, opts: Options, plan: dict) -> str:
 
 
 _README_ROWS = (
+    "gpus_per_node",
     "tensor_parallel_size",
     "weights_gib_per_gpu",
     "kv_cache_gib_per_gpu",
@@ -281,6 +373,9 @@ _README_ROWS = (
     "max_model_len",
     "max_num_seqs",
     "max_num_queued_reqs",
+    "storage",
+    "load_read_mib_per_second",
+    "load_seconds_estimate",
     "startup_budget_seconds",
     "shutdown_timeout_seconds",
     "termination_grace_period_seconds",
@@ -305,6 +400,7 @@ def command_line(opts: Options) -> str:
         ("--output-tokens", opts.output_tokens),
         ("--replicas", opts.replicas),
         ("--tensor-parallel-size", opts.tensor_parallel_size),
+        ("--gpus-per-node", opts.gpus_per_node),
         ("--gpu-memory-utilization", opts.gpu_memory_utilization),
         ("--kv-cache-dtype", opts.kv_cache_dtype),
         ("--image-digest", opts.image_digest),
@@ -312,6 +408,8 @@ def command_line(opts: Options) -> str:
     ):
         if value is not None:
             parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    if opts.single_replica_reason is not None:
+        parts.append(f"--single-replica-reason {shlex.quote(opts.single_replica_reason)}")
     if opts.spot:
         parts.append("--spot")
     if not opts.monitoring:
@@ -363,13 +461,24 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         )
     single = ""
     if lo == 1:
+        why = ("That is the trade-off for dev and staging;\nproduction overlays keep two replicas."
+               if opts.single_replica_reason is None else
+               f"This production overlay accepts it because: {opts.single_replica_reason}")
         single = (
             "\n## Single replica\n\n"
             "KEDA may scale this model down to one replica, and a PodDisruptionBudget cannot both\n"
             "protect a lone replica and let a node drain finish, so `minAvailable` is 0: a drain takes\n"
-            "the model down for one start-up (budget {s} s). That is the trade-off for dev and staging;\n"
-            "production overlays keep two replicas. See [base/README.md](../../base/README.md#single-replica).\n"
-        ).format(s=plan["startup_budget_seconds"])
+            "the model down for one start-up (budget {s} s). {why} See [base/README.md](../../base/README.md#single-replica).\n"
+        ).format(s=plan["startup_budget_seconds"], why=why)
+    capped = ""
+    if str(explanations.get("max_model_len", "")).startswith("capped"):
+        capped = (
+            "\n## Context capped to one node\n\n"
+            f"This dev overlay serves `--max-model-len {plan['max_model_len']}`, not the model's full context "
+            f"({explanations['max_model_len'].removeprefix('capped for dev to fit one node: ')}).\n"
+            "vLLM refuses longer requests. `--env staging` and `--env prod` refuse to cap instead, naming both\n"
+            "ways out.\n"
+        )
     security = ""
     if opts.api_key_secret:
         security += (
@@ -392,7 +501,7 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         security += (
             "\n## Network policy\n\n"
             f"Port 8000 is reachable only from the namespaces {allowed}: the clients' (`--allow-from`,\n"
-            "default `gateway`) and Prometheus' (for `/metrics`). The pods may connect only to DNS and to\n"
+            "default the `--gateway` namespace, else `gateway`) and Prometheus' (for `/metrics`). The pods may connect only to DNS and to\n"
             "HTTPS (the weight download). Enforced only where the CNI implements NetworkPolicy: see\n"
             "[components/network-policy](../../components/network-policy/README.md).\n"
         )
@@ -405,14 +514,14 @@ def readme(name: str, namespace: str, opts: Options, plan: dict, components: lis
         f"# {name}\n\n"
         f"{plan['served_model_name']} on {plan['tensor_parallel_size']}× {plan['gpu']} "
         f"({opts.cloud}{', spot' if opts.spot else ''}), namespace `{namespace}`, "
-        f"{lo}–{hi} replicas (KEDA fallback {fallback}). Components: {comps}.\n\n"
+        f"{lo}–{hi} replicas (KEDA fallback: hold the current count, at least {fallback}). Components: {comps}.\n\n"
         "Generated by:\n\n"
         f"```sh\n{_origin(opts)}\n```\n\n"
         "Deploy and verify:\n\n"
         f"```sh\n{addon}kubectl apply -k .\n"
         f"compose check {name}\n"
         f"kubectl -n {namespace} rollout status deploy/{name}-vllm --timeout={plan['progress_deadline_seconds']}s\n```\n"
-        f"{gated}{single}{security}{routing.readme_section(opts, plan, name, namespace)}\n"
+        f"{gated}{capped}{single}{security}{routing.readme_section(opts, plan, name, namespace)}\n"
         "## Plan\n\n"
         "| figure | value | how it was derived |\n|---|---|---|\n"
         f"{rows}\n\n"
@@ -448,6 +557,7 @@ def generate(
             f"invalid --prometheus-url: it carries credentials ({leaks[0]}), which would be written into Git; "
             "give KEDA its credentials with a TriggerAuthentication instead (keda.sh docs, Prometheus scaler)"
         )
+    check_replica_reason(opts, _min_replicas(opts))
     if plan is None:
         plan, notes = make_plan(opts, repo)
     else:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from compose.core import yamlio
 from compose.generate.alerts import KEDA_FAILURE_THRESHOLD
-from compose.generate.options import API_KEY_SECRET_KEY, VLLM_IMAGE, Options, header, replica_bounds
+from compose.generate.options import (
+    API_KEY_SECRET_KEY,
+    FALLBACK_BEHAVIOR,
+    SINGLE_REPLICA_REASON,
+    VLLM_IMAGE,
+    Options,
+    header,
+    replica_bounds,
+)
 from compose.plan import clouds as clouds_mod
 
 # Probe timeouts: at least 5 s, so a saturated server is not taken for dead
@@ -56,11 +64,14 @@ def patch_model_args(plan: dict) -> dict:
 
 def patch_resources(plan: dict) -> dict:
     """GPU, memory and CPU for the server; the /dev/shm size counts against memory."""
+    from compose.plan import catalog
+
     gpus = str(plan["gpus_per_replica"])
     memory = _gi(plan["memory_request_gib"])
+    resource = catalog.get_gpu(plan["gpu"]).resource
     resources = {
-        "requests": {"cpu": str(plan["cpu_request"]), "memory": memory, "nvidia.com/gpu": gpus},
-        "limits": {"memory": memory, "nvidia.com/gpu": gpus},
+        "requests": {"cpu": str(plan["cpu_request"]), "memory": memory, resource: gpus},
+        "limits": {"memory": memory, resource: gpus},
     }
     return _deployment(
         {
@@ -110,14 +121,18 @@ def patch_scaling(plan: dict, opts: Options, namespace: str, instance: str | Non
     from compose.plan import metrics
 
     lo, hi, fallback = replica_bounds(opts, plan)
+    meta: dict = {"name": "vllm"}
+    if opts.single_replica_reason is not None:
+        meta["annotations"] = {SINGLE_REPLICA_REASON: opts.single_replica_reason}
     scaled = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": {"name": "vllm"},
+        "metadata": meta,
         "spec": {
             "minReplicaCount": lo,
             "maxReplicaCount": hi,
-            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback},
+            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback,
+                         "behavior": FALLBACK_BEHAVIOR},
             "advanced": {
                 "horizontalPodAutoscalerConfig": {
                     "behavior": {
@@ -159,20 +174,30 @@ def patch_storage(plan: dict) -> dict:
 
 
 def patch_placement(plan: dict, opts: Options) -> dict | None:
-    """Pin the GPU model (and spot capacity) with the cloud's node labels."""
+    """Pin the GPU model (and spot capacity) with the cloud's node labels, and keep
+    the minimum replicas on distinct nodes (minDomains on the base's hostname spread)."""
     from compose.plan import catalog
 
     cloud = clouds_mod.get(opts.cloud)
     selector: dict[str, str] = {}
     if cloud.gpu_label:
-        value = catalog.get_gpu(plan["gpu"]).node_label_value(cloud.name, int(plan["gpus_per_replica"]))
-        if value:
-            selector[cloud.gpu_label] = value
+        selector.update(catalog.get_gpu(plan["gpu"]).node_selector(
+            cloud.name, int(plan["gpus_per_replica"]), int(plan["cpu_request"])))
     if opts.spot and cloud.spot_label:
         selector[cloud.spot_label[0]] = cloud.spot_label[1]
-    if not selector:
+    pod: dict = {}
+    if selector:
+        pod["nodeSelector"] = selector
+    lo, _hi, _ = replica_bounds(opts, plan)
+    if lo >= 2 and not cloud.single_node:
+        # Fewer eligible nodes than minDomains count as a global minimum of 0, so
+        # each of the first `lo` replicas needs its own node (KEP-3022).
+        pod["topologySpreadConstraints"] = [
+            {"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule", "minDomains": lo}
+        ]
+    if not pod:
         return None
-    return _deployment({"nodeSelector": selector})
+    return _deployment(pod)
 
 
 def patch_image(plan: dict, digest: str, image: str | None = None) -> dict:
@@ -244,9 +269,11 @@ PATCH_WHY = {
     "patch-probes-drain.yaml": "Start-up budget from the model's load time, and the drain: preStop +\n"
     "# --shutdown-timeout + margin <= terminationGracePeriodSeconds.",
     "patch-scaling.yaml": "KEDA bounds, queue threshold and query for this model and namespace;\n"
-    "# the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
+    "# fallback holds max(current, MIN) while the query fails (first deploy, Prometheus\n"
+    "# outage); the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
     "patch-storage.yaml": "Model cache sized from the checkpoint (weights on disk plus headroom).",
-    "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels.",
+    "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels; with two\n"
+    "# or more minimum replicas, minDomains keeps each of them on its own node.",
     "patch-alerts.yaml": "Alert thresholds from this overlay's plan.",
     "patch-image.yaml": "Pin the vLLM image by digest on both containers (--image-digest); a tag can move,\n"
     "# a digest cannot.",

@@ -1058,6 +1058,28 @@ class NodeShape:
     gpus: int
 
 
+def vm_vcpus(vm_size: str) -> int:
+    """vCPUs of an Azure VM size, from its name ("[Family][# of vCPUs][features]",
+    https://learn.microsoft.com/azure/virtual-machines/vm-naming-conventions):
+    Standard_NC24ads_A100_v4 -> 24. 0 for names that do not follow it."""
+    m = re.match(r"^Standard_[A-Za-z]+?(\d+)", vm_size)
+    return int(m.group(1)) if m else 0
+
+
+# The extended resource each vendor's device plugin advertises (NVIDIA/k8s-device-plugin,
+# ROCm/k8s-device-plugin). compose generates NVIDIA deployments only: the GPU catalog
+# holds no other vendor, and `compose check` (rule gpu-vendor) holds a pod's GPU
+# resource, image and node affinity to its GPU's vendor.
+VENDOR_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
+SUPPORTED_VENDORS = ("nvidia",)
+# GPUs taken out of the catalog, with the one-line reason `--gpu` answers.
+REMOVED_GPUS = {
+    "mi300x": "compose generates NVIDIA deployments only: every documented ROCm setup for vLLM on Kubernetes "
+              "needs seccompProfile Unconfined and hostIPC, which Pod Security \"restricted\" forbids "
+              "(docs/gpus.md); deploy it by hand in a namespace that allows them",
+}
+
+
 @dataclass(frozen=True)
 class GPU:
     name: str
@@ -1073,6 +1095,7 @@ class GPU:
     sm_count: int | None = None  # streaming multiprocessors (optional; see gpus.yaml)
     gke_accelerator: str | None = None
     karpenter_gpu_name: str | None = None
+    karpenter_gpu_memory_mib: int | None = None
     shapes: dict = field(default_factory=dict, hash=False, compare=False)  # cloud -> tuple[NodeShape]
     source: dict = field(default_factory=dict, hash=False, compare=False)
     custom: bool = False
@@ -1091,17 +1114,22 @@ class GPU:
             return self.gpus_per_node
         return max((s.gpus for s in self.shapes.get(cloud, ())), default=0)
 
-    def node_label_value(self, cloud: str, gpus: int) -> str | None:
-        """Value of the cloud's GPU node label for a pod needing `gpus` of this GPU.
+    def node_label_value(self, cloud: str, gpus: int, cpus: int = 0) -> str | None:
+        """Value of the cloud's GPU node label for a pod needing `gpus` of this GPU
+        (and `cpus` CPUs).
 
         GKE: the gke-accelerator value; EKS: Karpenter's instance-gpu-name; AKS:
-        the smallest VM size with at least `gpus` GPUs. None on self-managed
-        clusters. InvalidInput when the cloud has no node that large.
+        the smallest VM size with at least `gpus` GPUs and more vCPUs than `cpus`
+        (a size's allocatable CPU is below its vCPU count: Standard_NC4as_T4_v3 can
+        never hold a pod that requests 4 CPUs). None on self-managed clusters.
+        InvalidInput when the cloud has no node that large.
         """
         if cloud in SELF_MANAGED_CLOUDS:
             return None
-        shapes = sorted(self.shapes.get(cloud, ()), key=lambda s: s.gpus)
+        shapes = sorted(self.shapes.get(cloud, ()), key=lambda s: (s.gpus, vm_vcpus(s.name)))
         big_enough = [s for s in shapes if s.gpus >= gpus]
+        if cloud == "aks" and cpus:
+            big_enough = [s for s in big_enough if vm_vcpus(s.name) > cpus] or big_enough
         if not big_enough:
             largest = shapes[-1].gpus if shapes else 0
             raise InvalidInput(
@@ -1113,6 +1141,26 @@ class GPU:
         if cloud == "eks":
             return self.karpenter_gpu_name
         return big_enough[0].name
+
+    def node_selector(self, cloud: str, gpus: int, cpus: int = 0) -> dict[str, str]:
+        """The cloud's node labels that pin this GPU for a pod needing `gpus` of it:
+        node_label_value() under the cloud's GPU label, and on EKS the GPU memory
+        too where two catalog GPUs share Karpenter's instance-gpu-name (A100 40/80 GB).
+        Empty on self-managed clusters."""
+        labels = {"gke": "cloud.google.com/gke-accelerator", "eks": "karpenter.k8s.aws/instance-gpu-name",
+                  "aks": "node.kubernetes.io/instance-type"}
+        value = self.node_label_value(cloud, gpus, cpus)
+        if value is None or cloud not in labels:
+            return {}
+        out = {labels[cloud]: value}
+        if cloud == "eks" and self.karpenter_gpu_memory_mib:
+            out["karpenter.k8s.aws/instance-gpu-memory"] = str(self.karpenter_gpu_memory_mib)
+        return out
+
+    @property
+    def resource(self) -> str:
+        """The extended resource a pod requests for this GPU (nvidia.com/gpu)."""
+        return VENDOR_RESOURCES[self.vendor]
 
     def dense_tflops(self, precision: str) -> float | None:
         value = self.tflops.get(precision)
@@ -1136,6 +1184,9 @@ def _gpu_from_yaml(raw: dict) -> GPU:
         cloud: tuple(NodeShape(str(s["name"]), int(s["gpus"])) for s in clouds[cloud][key])
         for cloud, key in lists.items()
     }
+    if raw["vendor"] not in SUPPORTED_VENDORS:
+        raise InvalidInput(f"gpus.yaml: {raw['name']} is a {raw['vendor']} GPU; compose generates "
+                           f"{', '.join(SUPPORTED_VENDORS)} deployments only (see the catalog's header)")
     return GPU(
         name=raw["name"], aliases=tuple(raw.get("aliases") or ()), vendor=raw["vendor"],
         device_name=raw["device_name"], memory_gib=float(raw["memory_gib"]),
@@ -1143,7 +1194,8 @@ def _gpu_from_yaml(raw: dict) -> GPU:
         compute_capability=raw.get("compute_capability"), bf16=bool(raw["bf16"]),
         sm_count=int(raw["sm_count"]) if raw.get("sm_count") else None,
         gpus_per_node=int(raw["gpus_per_node"]), gke_accelerator=clouds["gke"].get("accelerator"),
-        karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"), shapes=shapes, source=dict(raw["source"]),
+        karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"),
+        karpenter_gpu_memory_mib=clouds["eks"].get("karpenter_gpu_memory_mib"), shapes=shapes, source=dict(raw["source"]),
     )
 
 
@@ -1156,6 +1208,8 @@ def get_gpu(name: str) -> GPU:
     for gpu in _gpu_entries():
         if key == gpu.name or key in gpu.aliases:
             return gpu
+    if key in REMOVED_GPUS:
+        raise UnknownGPU(f"--gpu {key} is not supported: {REMOVED_GPUS[key]}")
     raise UnknownGPU(f"unknown GPU {name!r}; run `compose gpus` to list the catalog")
 
 

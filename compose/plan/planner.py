@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from compose.core.errors import DoesNotFit, InvalidInput
 from compose.plan import catalog
+from compose.plan import storage as storage_mod
 from compose.plan.catalog import DTYPE_BYTES, GPU, Architecture, ResolvedModel
 from compose.plan.kvcache import BLOCK_SIZE, KVLayout, attention_token_bytes, cdiv, kv_layout
 from compose.plan.weights import (
@@ -186,6 +187,10 @@ CUDA_GRAPH_CAPTURE_SECONDS = 60  # 5-60 s (facts §6, vllm-project/vllm#19824)
 P2P_CHECK_SECONDS = 60  # TP > 1, unless VLLM_SKIP_P2P_CHECK=1 (vllm-project/vllm#19824)
 STARTUP_MARGIN = 1.5  # facts §6 rule of thumb: +50%
 STARTUP_PROBE_PERIOD_SECONDS = 10  # KServe llmisvc and production-stack use 10 s (anchors.md)
+# For checkpoints over 100 GiB the probe allows at least what production-stack
+# (15 + 10 s x 60 = 615 s) and KServe's llmisvc (10 x 60 = 600 s) allow (anchors.md).
+STARTUP_FLOOR_SECONDS = 615
+STARTUP_FLOOR_ABOVE_GIB = 100
 PROGRESS_DEADLINE_FLOOR_SECONDS = 1200  # production-stack progressDeadlineSeconds (anchors.md)
 SCALE_DOWN_STABILIZATION_FLOOR_SECONDS = 300  # llm-d HPA stabilization 300 s (anchors.md)
 
@@ -194,7 +199,7 @@ PRESTOP_SECONDS = 15  # KServe kserve/kserve#5496 and llm-d graceful-shutdown co
 DRAIN_BUFFER_SECONDS = 15  # llm-d: TGPS 75 = 15 preStop + 45 shutdown + 15 buffer
 SHUTDOWN_TIMEOUT_FLOOR_SECONDS = 30  # llm-d default --shutdown-timeout (llm-d/llm-d#1653)
 DRAIN_MARGIN = 1.5  # GIE manifest: (worst-case drain + preStop) x 1.5
-MIN_SPOT_NOTICE_SECONDS = 3  # one second each for preStop, shutdown and buffer
+MIN_SPOT_NOTICE_SECONDS = 3  # a notice shorter than this is a typo
 
 # ---------------------------------------------------------------- pod resources (anchors.md)
 SHM_GIB_TP1 = 2  # vLLM docs deployment example: 2Gi /dev/shm
@@ -236,6 +241,8 @@ class PlanRequest:
     # sampler warm-up ran FlashInfer's kernel (None: what the version's image does).
     mxfp4_backend: str | None = None
     flashinfer_sampler: bool | None = None
+    storage: str | None = None  # where the weights are read from (compose/plan/storage.py); None: local NVMe
+    concurrent_loads: int = 1  # replicas loading from that storage at once (a first deploy: the minimum)
 
 
 @dataclass
@@ -287,6 +294,8 @@ class Plan:
     keda_activation_threshold: int
     scale_down_stabilization_seconds: int
     load_seconds_estimate: int
+    storage: str
+    load_read_mib_per_second: int
     download_seconds_estimate: int
     startup_budget_seconds: int
     startup_probe_period_seconds: int
@@ -363,6 +372,9 @@ def _validate(req: PlanRequest) -> None:
         raise InvalidInput(f"flashinfer_sampler must be true, false or unset, got {req.flashinfer_sampler!r}")
     if req.mxfp4_backend is not None and req.mxfp4_backend not in MXFP4_PADDING:
         raise InvalidInput(f"mxfp4_backend must be one of {', '.join(MXFP4_PADDING)}, got {req.mxfp4_backend!r}")
+    _positive("concurrent_loads", req.concurrent_loads)
+    if req.storage is not None:
+        storage_mod.get(req.storage)
     if req.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InvalidInput(f"--kv-cache-dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {req.kv_cache_dtype!r}")
     if req.spot_notice_seconds is not None and (
@@ -1081,6 +1093,42 @@ def _max_len_that_fits(ctx: _Context, sizing: _Sizing) -> int | None:
     return lo if lo >= ctx.profile_tokens else None
 
 
+# =============================================================== GPUs per node: the longest context one node holds
+
+MAX_MODEL_LEN_STEP = 256  # a capped --max-model-len is a multiple of this
+
+
+def max_model_len_for_node(req: PlanRequest) -> int | None:
+    """The longest --max-model-len (a multiple of 256, below the model's context)
+    that fits one node of `req.gpus_per_node` GPUs: with the planner's headroom
+    (one such request plus HEADROOM_REQUESTS request-profile requests) when any
+    length allows it, else the longest that fits at all. None when not even a
+    request-profile-length context fits. The TP is the planner's own choice."""
+    _validate(req)
+    full = _context(req)
+    lo = math.ceil(full.profile_tokens / MAX_MODEL_LEN_STEP)  # in steps
+    hi = (full.arch.context_length - 1) // MAX_MODEL_LEN_STEP
+
+    def sizings(steps: int) -> list[_Sizing]:
+        ctx = _context(dataclasses.replace(req, max_model_len=steps * MAX_MODEL_LEN_STEP))
+        if req.tensor_parallel_size is not None:
+            return [_size_explicit(ctx, req.tensor_parallel_size)]
+        return [_size(ctx, tp) for tp in valid_tp_sizes(ctx.arch, ctx.gpus_per_node)]
+
+    for wanted in (lambda s: s.headroom, lambda s: s.fits):
+        if lo > hi or not any(wanted(s) for s in sizings(lo)):
+            continue
+        good, bad = lo, hi + 1  # longer contexts only need more KV: the predicate is monotone
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if any(wanted(s) for s in sizings(mid)):
+                good = mid
+            else:
+                bad = mid
+        return good * MAX_MODEL_LEN_STEP
+    return None
+
+
 # =============================================================== throughput (roofline estimate)
 
 
@@ -1153,23 +1201,22 @@ class _Drain:
 
 
 def drain_budget(ctx: _Context, speed: _Speed) -> _Drain:
-    """preStop + --shutdown-timeout + buffer <= terminationGracePeriodSeconds; on
-    spot capacity the whole grace period is capped at the preemption notice."""
+    """preStop + --shutdown-timeout + buffer = terminationGracePeriodSeconds, the
+    same on spot capacity: a preemption cuts the pod off at the cloud's notice
+    whatever the grace period says, while rollouts, scale-in, node upgrades and
+    consolidation (planned disruptions) honour the whole grace period, so a drain
+    cut to the notice would only hurt those (components/spot/README.md)."""
     drain = math.ceil(ctx.req.output_tokens / speed.decode_tps) if speed.decode_tps else 0
     shutdown = max(SHUTDOWN_TIMEOUT_FLOOR_SECONDS, math.ceil(DRAIN_MARGIN * drain))
     plan = _Drain(PRESTOP_SECONDS, shutdown, DRAIN_BUFFER_SECONDS, drain, "")
     notice = ctx.req.spot_notice_seconds
     if notice is None or plan.tgps <= notice:
         return plan
-    prestop = min(PRESTOP_SECONDS, notice // 2)
-    buffer = min(DRAIN_BUFFER_SECONDS, max(1, (notice - prestop) // 3))
-    capped = notice - prestop - buffer
-    if capped >= drain:
-        note = f"capped to the {notice} s spot notice; a {drain} s max-length answer still finishes"
-    else:
-        note = (f"capped to the {notice} s spot notice: a max-length answer needs ~{drain} s, so answers "
-                f"still running {capped} s after SIGTERM are aborted and clients must retry")
-    return _Drain(prestop, capped, buffer, drain, note)
+    note = (f"max({SHUTDOWN_TIMEOUT_FLOOR_SECONDS} s llm-d default, {DRAIN_MARGIN} x {drain} s drain), not cut to "
+            f"the {notice} s spot notice: planned disruptions get all of it; on a preemption vLLM keeps serving "
+            f"in-flight answers (through the preStop sleep) until the node goes {notice} s after the notice, "
+            "and answers still running then are lost and retried")
+    return _Drain(PRESTOP_SECONDS, shutdown, DRAIN_BUFFER_SECONDS, drain, note)
 
 
 @dataclass(frozen=True)
@@ -1180,19 +1227,36 @@ class _Startup:
     period: int
     failure_threshold: int
     progress_deadline: int
+    storage: storage_mod.Storage
+    read_mib_s: float  # the rate the load estimate uses (storage or loader, the slower)
+    loader_bound: bool  # vLLM's loader, not the storage, is the limit
+    floored: bool  # raised to STARTUP_FLOOR_SECONDS for a large checkpoint
 
 
 def startup_budget(ctx: _Context, tp: int) -> _Startup:
     """Weights are on the cache volume (an init container downloads them first),
-    so the startupProbe covers vLLM's load, compile, graph capture and P2P check."""
-    total_gb = weight_tally(ctx.arch, 1, runtime=False).bytes / 1e9
-    load = total_gb / min(LOAD_GBPS_PER_PROCESS * tp, LOAD_GBPS_PER_NODE)
+    so the startupProbe covers vLLM's load of the checkpoint from that storage
+    (the slower of the storage's conservative read rate and vLLM's loader),
+    compile, graph capture and the P2P check; at least STARTUP_FLOOR_SECONDS for
+    checkpoints over STARTUP_FLOOR_ABOVE_GIB."""
+    total_bytes = weight_tally(ctx.arch, 1, runtime=False).bytes
+    store = storage_mod.get(ctx.req.storage or storage_mod.DEFAULT)
+    size_gib = total_bytes / GIB
+    loader_mib_s = min(LOAD_GBPS_PER_PROCESS * tp, LOAD_GBPS_PER_NODE) * 1e9 / storage_mod.MIB
+    storage_mib_s = store.read_mib_s(size_gib * PVC_MARGIN, ctx.req.concurrent_loads)
+    read = min(loader_mib_s, storage_mib_s)
+    load = total_bytes / (read * storage_mod.MIB)
     fixed = COMPILE_SECONDS + CUDA_GRAPH_CAPTURE_SECONDS + (P2P_CHECK_SECONDS if tp > 1 else 0)
     budget = math.ceil(STARTUP_MARGIN * (load + fixed))
+    floored = size_gib > STARTUP_FLOOR_ABOVE_GIB and budget < STARTUP_FLOOR_SECONDS
+    if floored:
+        budget = STARTUP_FLOOR_SECONDS
     period = STARTUP_PROBE_PERIOD_SECONDS
-    download = total_gb / DOWNLOAD_GBPS
+    write_gbps = min(DOWNLOAD_GBPS, (store.write_mib_s or math.inf) * storage_mod.MIB / 1e9)
+    download = total_bytes / 1e9 / write_gbps
     deadline = max(PROGRESS_DEADLINE_FLOOR_SECONDS, budget + math.ceil(STARTUP_MARGIN * download))
-    return _Startup(load, download, budget, period, math.ceil(budget / period), deadline)
+    return _Startup(load, download, budget, period, math.ceil(budget / period), deadline, store, read,
+                    loader_mib_s <= storage_mib_s, floored)
 
 
 # =============================================================== assembling the plan
@@ -1231,7 +1295,8 @@ def _build_plan(ctx: _Context, sizing: _Sizing, chosen_by: str) -> Plan:
         replicas_for_target_rps=replicas, max_num_queued_reqs=seqs + queue,
         keda_queue_threshold=max(1, math.ceil(queue / 2)), keda_activation_threshold=1,
         scale_down_stabilization_seconds=max(SCALE_DOWN_STABILIZATION_FLOOR_SECONDS, start.budget),
-        load_seconds_estimate=math.ceil(start.load), download_seconds_estimate=math.ceil(start.download),
+        load_seconds_estimate=math.ceil(start.load), storage=start.storage.key,
+        load_read_mib_per_second=round(start.read_mib_s), download_seconds_estimate=math.ceil(start.download),
         startup_budget_seconds=start.budget, startup_probe_period_seconds=start.period,
         startup_probe_failure_threshold=start.failure_threshold, progress_deadline_seconds=start.progress_deadline,
         drain_seconds_estimate=drain.drain, prestop_seconds=drain.prestop, shutdown_timeout_seconds=drain.shutdown,
@@ -1331,24 +1396,30 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
                                  "limit): scaling starts with half the queue left to absorb arrivals during a cold start"),
         "keda_activation_threshold": "one waiting request activates scaling",
         "scale_down_stabilization_seconds": f"about one cold start: max({SCALE_DOWN_STABILIZATION_FLOOR_SECONDS} s llm-d, startup budget)",
-        "load_seconds_estimate": (f"{p.weights_gib_total:.1f} GiB from the cache volume at "
-                                  f"min({LOAD_GBPS_PER_PROCESS} GB/s x TP, {LOAD_GBPS_PER_NODE} GB/s per node) (facts §6)"),
-        "download_seconds_estimate": f"init-container download at an assumed {DOWNLOAD_GBPS} GB/s (half the llm-d-benchmark log's rate)",
+        "load_seconds_estimate": f"{p.weights_gib_total:.1f} GiB / {p.load_read_mib_per_second:g} MiB/s "
+                                 f"({'vLLM loader bound' if start.loader_bound else 'storage bound'}, see load_read_mib_per_second)",
+        "storage": _explain_storage(ctx, start),
+        "load_read_mib_per_second": _explain_read_rate(ctx, s, start),
+        "download_seconds_estimate": (f"init-container download at min({DOWNLOAD_GBPS} GB/s assumed (half the llm-d-benchmark "
+                                      "log's rate), the storage's write rate)"),
         "startup_budget_seconds": (f"{STARTUP_MARGIN} x (load {start.load:.0f} s + compile {COMPILE_SECONDS} s + graphs "
                                    f"{CUDA_GRAPH_CAPTURE_SECONDS} s" + (f" + P2P check {P2P_CHECK_SECONDS} s" if s.tp > 1 else "")
-                                   + "); weights are pre-downloaded, so the probe covers vLLM's load only"),
+                                   + ")" + (f", raised to {STARTUP_FLOOR_SECONDS} s: a checkpoint over "
+                                            f"{STARTUP_FLOOR_ABOVE_GIB} GiB gets at least what production-stack and KServe allow"
+                                            if start.floored else "")
+                                   + "; weights are pre-downloaded, so the probe covers vLLM's load only"),
         "startup_probe_period_seconds": "KServe and production-stack probe every 10 s",
         "startup_probe_failure_threshold": f"ceil({start.budget} / {start.period}): period x threshold >= startup budget",
         "progress_deadline_seconds": (f"startup budget + {STARTUP_MARGIN} x download estimate, "
                                       f"at least {PROGRESS_DEADLINE_FLOOR_SECONDS} s (production-stack)"),
         "drain_seconds_estimate": f"--output-tokens {req.output_tokens} / {p.decode_tokens_per_second} tokens/s (estimate)",
-        "prestop_seconds": "preStop sleep so load balancers stop routing first (KServe, llm-d: 15 s)" + (
-            "; shortened for the spot notice" if drain.prestop < PRESTOP_SECONDS else ""),
+        "prestop_seconds": "preStop sleep so load balancers stop routing first (KServe, llm-d: 15 s)",
         "shutdown_timeout_seconds": drain.note or (
             f"max({SHUTDOWN_TIMEOUT_FLOOR_SECONDS} s llm-d default, {DRAIN_MARGIN} x {drain.drain} s drain)"
             + ("" if eng.has_shutdown_timeout else "; this vLLM version has no --shutdown-timeout (0.18+)")),
         "termination_grace_period_seconds": f"preStop {drain.prestop} + shutdown {drain.shutdown} + buffer {drain.buffer} (llm-d)"
-        + (f", <= the {req.spot_notice_seconds} s spot notice" if req.spot_notice_seconds else ""),
+        + (f"; on spot a preemption ends the pod at the {req.spot_notice_seconds} s notice, planned disruptions "
+           "get all of it" if req.spot_notice_seconds else ""),
         "shm_size_gib": "/dev/shm: 2Gi at TP1 (vLLM docs), 20Gi for NCCL at TP>1 (production-stack, llm-d)",
         "memory_request_gib": (f"{p.weights_gib_total:.1f} GiB page cache for the checkpoint + {HOST_GIB_PER_GPU} GiB per GPU worker "
                                f"+ {p.shm_size_gib} GiB /dev/shm (memory-backed, counts against the limit); llm-d's Qwen3-32B sizing"),
@@ -1357,6 +1428,24 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "pvc_size_gib": f"checkpoint {p.weights_gib_total:.1f} GiB x {PVC_MARGIN}, at least {PVC_FLOOR_GIB} Gi",
     }
     return e
+
+
+def _explain_storage(ctx: _Context, start: _Startup) -> str:
+    st = start.storage
+    where = f"{st.description}" + (f" (StorageClass {st.storage_class})" if st.storage_class else "")
+    if ctx.req.storage is None:
+        return f"{where}: the default of `compose plan` (pass --storage to model a network cache)"
+    return f"{where}: the model cache the cloud component mounts (compose/plan/storage.py)"
+
+
+def _explain_read_rate(ctx: _Context, s: _Sizing, start: _Startup) -> str:
+    loader = (f"vLLM's loader: min({LOAD_GBPS_PER_PROCESS} GB/s x TP {s.tp}, {LOAD_GBPS_PER_NODE} GB/s per node) "
+              "(facts §6)")
+    size = weight_tally(ctx.arch, 1, runtime=False).bytes / GIB * PVC_MARGIN
+    if start.loader_bound:
+        return loader + f"; {start.storage.key} reads faster"
+    return (f"{start.storage.key}: {start.storage.limit_text(size, ctx.req.concurrent_loads)}, "
+            f"slower than {loader}")
 
 
 def _batch_rule(engine: Engine) -> str:

@@ -487,7 +487,9 @@ How the thresholds are derived (`compose.generate.alerts.AlertFigures`):
 - TTFT SLO: `keda_queue_threshold / replica_throughput_rps + {number(TTFT_PREFILL_ALLOWANCE_SECONDS)} s` (the wait of the
   last queued request at the KEDA target, plus prefill) unless the overlay sets one.
 - KEDA fallback: KEDA falls back after more than `fallback.failureThreshold` consecutive failed
-  polls; the alert needs that many + 1 errors, sustained for as many polling intervals.
+  polls; the alert needs that many + 1 errors, sustained for as many polling intervals and at
+  least the plan's `startup_budget_seconds` (a first deploy fails the query until a pod has
+  loaded; `fallback.behavior: currentReplicasIfHigher` then holds max(current, minimum)).
 - Fixed: KV usage > {KV_USAGE_THRESHOLD}; preemptions > {PREEMPTION_RATIO} per finished request.
 
 ### Runbook

@@ -284,6 +284,9 @@ def compare_patches(fresh: "overlay.Generated", prefix: str, docs: list[dict], s
 _MISSING = object()
 
 
+_MERGE_KEYS = ("name", "topologyKey")
+
+
 def _diff_leaves(want: Any, got: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     out: list[tuple[str, Any, Any]] = []
     if isinstance(want, dict):
@@ -292,10 +295,12 @@ def _diff_leaves(want: Any, got: Any, path: str = "") -> list[tuple[str, Any, An
         for k, v in want.items():
             out += _diff_leaves(v, got.get(k, _MISSING) if isinstance(got, dict) else _MISSING, f"{path}.{k}" if path else k)
         return out
-    if isinstance(want, list) and want and all(isinstance(x, dict) and "name" in x for x in want):
-        got_items = {x.get("name"): x for x in got} if isinstance(got, list) else {}
+    merge_key = next((k for k in _MERGE_KEYS if isinstance(want, list) and want
+                      and all(isinstance(x, dict) and k in x for x in want)), None)
+    if merge_key:  # a strategic-merge list (containers by name, spread constraints by topologyKey)
+        got_items = {x.get(merge_key): x for x in got if isinstance(x, dict)} if isinstance(got, list) else {}
         for item in want:
-            out += _diff_leaves(item, got_items.get(item["name"], _MISSING), f"{path}[{item['name']}]")
+            out += _diff_leaves(item, got_items.get(item[merge_key], _MISSING), f"{path}[{item[merge_key]}]")
         return out
     if (isinstance(want, list) and isinstance(got, list) and len(want) == len(got)
             and all(isinstance(x, dict) for x in want)):
