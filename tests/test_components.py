@@ -19,7 +19,7 @@ from compose.verify import policy, validate
 from compose.core.errors import BuildFailed
 from helpers_kube import REPO, Scratch, build, diff_paths, index, require_kubectl
 
-OURS = ("spot", "on-demand", "k3s", "eks", "gke", "aks")
+OURS = ("spot", "on-demand", "arm64", "k3s", "eks", "gke", "aks")
 CLOUDS = ("k3s", "eks", "gke", "aks")
 AFFINITY_TERMS = ("spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
                   ".nodeSelectorTerms[0].matchExpressions")
@@ -41,6 +41,9 @@ CLAIMS: dict[str, dict[tuple[str, str], str | tuple[str, ...]]] = {
     },
     "on-demand": {
         ("Deployment", "vllm"): (CAPACITY_ANN, *(f"{AFFINITY_TERMS}[{i}]" for i in range(1, 6))),
+    },
+    "arm64": {
+        ("Deployment", "vllm"): ("spec.template.spec.tolerations.kubernetes.io/arch=arm64:NoSchedule",),
     },
     "k3s": {
         ("Deployment", "vllm"): (CLOUD_ANN, AFFINITY_TERM, "spec.template.spec.runtimeClassName"),

@@ -707,6 +707,9 @@ def _taint_fix(key: str, verdict: scheduling.Verdict) -> str:
         return f"node {verdict.name} is {key.split('/')[-1]}: check its kubelet and conditions (kubectl describe node {verdict.name})"
     if key in scheduling.GPU_RESOURCES:
         return f"tolerate {key}:NoSchedule (base/vllm does; the API server's ExtendedResourceToleration adds it too)"
+    if key == "kubernetes.io/arch":
+        return ("these are Arm nodes (GKE taints every Arm node kubernetes.io/arch=arm64:NoSchedule): an overlay for a GPU "
+                "on Arm nodes (gb200) tolerates it through components/arm64; otherwise use nodes of the overlay's GPU")
     return f"add a toleration for {key} in a patch, or use nodes without that taint"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from compose.core import kustomize, names, secrets, yamlio
-from compose.core.errors import DoesNotFit, InvalidInput, NotOurs, OverlayExists
+from compose.core.errors import DoesNotFit, InvalidInput, NotOurs, OverlayExists, UnknownGPU
 from compose.core.writer import CREATED, UNCHANGED, Change, FileSet, apply
 from compose.core.writer import report as writer_report
 from compose.generate import alerts, canaryalerts, routing
@@ -226,9 +226,10 @@ def _context_beyond_one_node(opts: Options, req, result):
 # --------------------------------------------------------------------------- kustomization
 
 _COMPONENTS_PREFIX = "../../components/"
+ARM64_COMPONENT = "arm64"
 _MANAGED_COMPONENTS = {
     f"{_COMPONENTS_PREFIX}{c}"
-    for c in (*clouds_mod.CLOUDS, "spot", "on-demand", "monitoring", "network-policy", *routing.COMPONENTS)
+    for c in (*clouds_mod.CLOUDS, "spot", "on-demand", ARM64_COMPONENT, "monitoring", "network-policy", *routing.COMPONENTS)
 }
 # Every patch file compose writes (and may delete when an option goes away).
 ALL_PATCHES = frozenset(PATCH_WHY) | frozenset(routing.PATCH_WHY)
@@ -265,11 +266,29 @@ def capacity_component(opts: Options) -> str | None:
     return None
 
 
+def arch_component(opts: Options, plan: dict) -> str | None:
+    """arm64 where the overlay pins an Arm GPU node (the catalog's node_arch, e.g. GB200
+    on GKE A4X): it tolerates the taint GKE puts on every Arm node. patch_placement pins
+    kubernetes.io/arch from the same catalog entry."""
+    from compose.plan import catalog
+
+    if not clouds_mod.get(opts.cloud).gpu_label:
+        return None
+    try:
+        gpu = catalog.get_gpu(plan["gpu"])
+    except UnknownGPU:  # a custom GPU (--gpu-memory-gib): no catalog node facts
+        return None
+    return ARM64_COMPONENT if gpu.node_arch == "arm64" else None
+
+
 def kustomization_doc(name: str, namespace: str, opts: Options, plan: dict, patches: list[str]) -> dict:
     components = [f"{_COMPONENTS_PREFIX}{opts.cloud}"]
     capacity = capacity_component(opts)
     if capacity:
         components.append(f"{_COMPONENTS_PREFIX}{capacity}")
+    arch = arch_component(opts, plan)
+    if arch:
+        components.append(f"{_COMPONENTS_PREFIX}{arch}")
     if opts.monitoring:
         components.append(f"{_COMPONENTS_PREFIX}monitoring")
     if network_policy_on(opts):

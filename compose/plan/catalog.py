@@ -1072,6 +1072,8 @@ def vm_vcpus(vm_size: str) -> int:
 # resource, image and node affinity to its GPU's vendor.
 VENDOR_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
 SUPPORTED_VENDORS = ("nvidia",)
+# The well-known node label of the CPU architecture (set by the kubelet).
+ARCH_LABEL = "kubernetes.io/arch"
 # GPUs taken out of the catalog, with the one-line reason `--gpu` answers.
 REMOVED_GPUS = {
     "mi300x": "compose generates NVIDIA deployments only: every documented ROCm setup for vLLM on Kubernetes "
@@ -1093,6 +1095,7 @@ class GPU:
     compute_capability: str | None = None
     bf16: bool = True
     sm_count: int | None = None  # streaming multiprocessors (optional; see gpus.yaml)
+    node_arch: str = "amd64"  # kubernetes.io/arch of the cloud nodes carrying it (see gpus.yaml)
     gke_accelerator: str | None = None
     karpenter_gpu_name: str | None = None
     karpenter_gpu_memory_mib: int | None = None
@@ -1144,9 +1147,10 @@ class GPU:
 
     def node_selector(self, cloud: str, gpus: int, cpus: int = 0) -> dict[str, str]:
         """The cloud's node labels that pin this GPU for a pod needing `gpus` of it:
-        node_label_value() under the cloud's GPU label, and on EKS the GPU memory
-        too where two catalog GPUs share Karpenter's instance-gpu-name (A100 40/80 GB).
-        Empty on self-managed clusters."""
+        node_label_value() under the cloud's GPU label, on EKS the GPU memory too
+        where two catalog GPUs share Karpenter's instance-gpu-name (A100 40/80 GB),
+        and kubernetes.io/arch where the GPU's nodes are not amd64 (GB200: Grace,
+        arm64). Empty on self-managed clusters."""
         labels = {"gke": "cloud.google.com/gke-accelerator", "eks": "karpenter.k8s.aws/instance-gpu-name",
                   "aks": "node.kubernetes.io/instance-type"}
         value = self.node_label_value(cloud, gpus, cpus)
@@ -1155,6 +1159,8 @@ class GPU:
         out = {labels[cloud]: value}
         if cloud == "eks" and self.karpenter_gpu_memory_mib:
             out["karpenter.k8s.aws/instance-gpu-memory"] = str(self.karpenter_gpu_memory_mib)
+        if self.node_arch != "amd64":
+            out[ARCH_LABEL] = self.node_arch
         return out
 
     @property
@@ -1193,6 +1199,7 @@ def _gpu_from_yaml(raw: dict) -> GPU:
         bandwidth_gbps=float(raw["bandwidth_gbps"]), tflops=dict(raw["tflops"]),
         compute_capability=raw.get("compute_capability"), bf16=bool(raw["bf16"]),
         sm_count=int(raw["sm_count"]) if raw.get("sm_count") else None,
+        node_arch=str(raw.get("node_arch") or "amd64"),
         gpus_per_node=int(raw["gpus_per_node"]), gke_accelerator=clouds["gke"].get("accelerator"),
         karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"),
         karpenter_gpu_memory_mib=clouds["eks"].get("karpenter_gpu_memory_mib"), shapes=shapes, source=dict(raw["source"]),
