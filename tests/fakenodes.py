@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import time
@@ -90,6 +91,7 @@ class NodeShape:
     gpu_resource: str | None = None  # nvidia.com/gpu | amd.com/gpu
     gpus: int = 0
     spot: bool = False
+    arch: str = "amd64"  # kubernetes.io/arch: arm64 for NVIDIA Grace nodes (GKE A4X, GB200)
     os_image: str = "Ubuntu 22.04.5 LTS"
     kernel: str = "6.8.0-1021"
     sources: tuple[str, ...] = ()
@@ -108,9 +110,9 @@ class NodeShape:
     def node_labels(self, node_name: str, zone: str | None = None) -> dict[str, str]:
         zone = zone or self.zone
         labels = {
-            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/arch": self.arch,
             "kubernetes.io/os": "linux",
-            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/arch": self.arch,
             "beta.kubernetes.io/os": "linux",
             "node.kubernetes.io/instance-type": self.instance_type,
             "beta.kubernetes.io/instance-type": self.instance_type,
@@ -146,7 +148,7 @@ class NodeShape:
                     "kubeProxyVersion": KUBE_VERSION,
                     "containerRuntimeVersion": "containerd://1.7.27",
                     "operatingSystem": "linux",
-                    "architecture": "amd64",
+                    "architecture": self.arch,
                     "osImage": self.os_image,
                     "kernelVersion": self.kernel,
                     "machineID": f"fake-{node_name}"[:63],
@@ -221,6 +223,13 @@ EKS_INSTANCES: dict[str, tuple] = {
     "p5e.48xlarge": (192, 2097152, "h200", 8, 144384, "amd", "191450m", "1938410Mi", 100),
     "p4d.24xlarge": (96, 1179648, "a100", 8, 40960, "intel", "95690m", "1082712Mi", 737),
     "p4de.24xlarge": (96, 1179648, "a100", 8, 81920, "intel", "95690m", "1082712Mi", 737),
+    # The Blackwell GPUs of the catalog (issue 13), from the same table
+    # (aws/karpenter-provider-aws@1d927085dd81 website/content/en/preview/reference/
+    # instance-types.md, "p6-b200.48xlarge" and "g7e.2xlarge": labels and Resources);
+    # https://aws.amazon.com/ec2/instance-types/p6/ and .../g7e/. g7e.2xlarge is the
+    # smallest one-GPU size with more than the pod's 4 CPUs allocatable.
+    "p6-b200.48xlarge": (192, 2097152, "b200", 8, 183359, "intel", "191450m", "1937332Mi", 198),
+    "g7e.2xlarge": (8, 65536, "rtx-pro-server-6000", 1, 98304, "intel", "7910m", "57471Mi", 254),
 }
 EKS_REGION, EKS_ZONES = "us-east-1", ("us-east-1a", "us-east-1b", "us-east-1c")
 
@@ -235,6 +244,8 @@ def eks(instance_type: str, capacity_type: str = "on-demand", *, nodepool: str |
     capacity-reservation-* labels are "only present on reserved nodes")."""
     vcpu, mem, gpu, gpus, gpu_mem, cpu_vendor, a_cpu, a_mem, pods = EKS_INSTANCES[instance_type]
     family, size = instance_type.split(".")
+    # instance-generation is the number after the category letter: p6-b200 -> 6, g4dn -> 4.
+    generation = re.match(r"[a-z]+(\d+)", family).group(1)
     labels = {
         "karpenter.sh/capacity-type": capacity_type,
         "karpenter.sh/nodepool": nodepool or ("gpu" if gpus else "default"),
@@ -243,7 +254,7 @@ def eks(instance_type: str, capacity_type: str = "on-demand", *, nodepool: str |
         "karpenter.k8s.aws/ec2nodeclass": "default",
         "karpenter.k8s.aws/instance-category": family[0],
         "karpenter.k8s.aws/instance-family": family,
-        "karpenter.k8s.aws/instance-generation": "".join(ch for ch in family if ch.isdigit()),
+        "karpenter.k8s.aws/instance-generation": generation,
         "karpenter.k8s.aws/instance-size": size,
         "karpenter.k8s.aws/instance-cpu": str(vcpu),
         "karpenter.k8s.aws/instance-cpu-manufacturer": cpu_vendor,
@@ -300,7 +311,26 @@ GKE_MACHINES: dict[str, tuple] = {
     "a3-ultragpu-8g": (224, 2952, "nvidia-h200-141gb", 8, "a3"),
     "a2-highgpu-1g": (12, 85, "nvidia-tesla-a100", 1, "a2"),
     "n1-standard-8": (8, 30, "nvidia-tesla-t4", 1, "n1"),
+    # The Blackwell machine types of the catalog (issue 13; accelerator values and GPU
+    # counts from GoogleCloudPlatform/cluster-toolkit@1047080375af pkg/config/
+    # machine_mappings.json). vCPU and memory: a4-highgpu-8g 224 vCPU, 3,968 GB;
+    # a4x-highgpu-4g 140 vCPU, 884 GB; g4-standard-48 48 vCPU, 180 GB, as Google's
+    # accelerator-optimized-machines page lists them. Those tables could not be
+    # retrieved here, so the figures are recalled, not re-read; the placement tests
+    # only need more than the pod's 4 CPUs and its memory, which every one of them
+    # clears by a wide margin, so an error of a few percent changes no verdict.
+    "a4-highgpu-8g": (224, 3968, "nvidia-b200", 8, "a4"),
+    "a4x-highgpu-4g": (140, 884, "nvidia-gb200", 4, "a4x"),
+    "g4-standard-48": (48, 180, "nvidia-rtx-pro-6000", 1, "g4"),
 }
+# Machine families whose VMs have Arm CPUs: A4X is GB200 on NVIDIA Grace (cluster-toolkit
+# examples/machine-learning/a4x-highgpu-4g boots ubuntu-accelerator-2404-arm64 images).
+# GKE labels such nodes kubernetes.io/arch=arm64 and, by default, taints every Arm node
+# kubernetes.io/arch=arm64:NoSchedule ("Prepare an Arm workload for deployment",
+# https://cloud.google.com/kubernetes-engine/docs/how-to/prepare-arm-workloads-for-deployment;
+# the node pool's ArchitectureTaintBehavior defaults to ARM). Google's own A4X pods
+# tolerate it explicitly (cluster-toolkit examples/gke-a4x/nccl-jobset-example.yaml).
+GKE_ARM_FAMILIES = frozenset({"a4x"})
 GKE_REGION, GKE_ZONES = "us-central1", ("us-central1-a", "us-central1-b", "us-central1-c")
 
 
@@ -336,17 +366,20 @@ def gke(machine_type: str, spot: bool = False, *, nodepool: str | None = None, z
     # 100 GB boot disk: GKE keeps back the 10 % eviction threshold and ~35 % for the system.
     allocatable = {"cpu": a_cpu, "memory": a_mem, "pods": "110", "ephemeral-storage": "47060071478"}
     taints: tuple = ()
+    arch = "arm64" if family in GKE_ARM_FAMILIES else "amd64"
+    if arch == "arm64":
+        taints += (taint("kubernetes.io/arch", "arm64"),)
     if gpus:
         labels.update({"cloud.google.com/gke-accelerator": accel,
                        # Seen on GKE GPU nodes and used as a node selector (Autopilot docs).
                        "cloud.google.com/gke-accelerator-count": str(gpus),
                        "cloud.google.com/gke-gpu-driver-version": "default"})
         capacity["nvidia.com/gpu"] = allocatable["nvidia.com/gpu"] = str(gpus)
-        taints = (taint("nvidia.com/gpu", "present"),)
+        taints += (taint("nvidia.com/gpu", "present"),)
     return NodeShape(
         name=f"gke-{machine_type}{'-spot' if spot else ''}", cloud="gke", instance_type=machine_type,
         labels=labels, taints=taints, capacity=capacity, allocatable=allocatable, zone=zone, region=GKE_REGION,
-        gpu_resource="nvidia.com/gpu" if gpus else None, gpus=gpus, spot=spot,
+        gpu_resource="nvidia.com/gpu" if gpus else None, gpus=gpus, spot=spot, arch=arch,
         os_image="Container-Optimized OS from Google", kernel="6.6.87+",
         sources=("https://cloud.google.com/kubernetes-engine/docs/how-to/gpus",
                  "https://cloud.google.com/kubernetes-engine/docs/how-to/spot-vms",
@@ -520,6 +553,12 @@ EKS_P5_48XLARGE_RESERVED_INTERRUPTIBLE = eks("p5.48xlarge", "reserved", interrup
 GKE_A3_ULTRAGPU_8G, GKE_A3_ULTRAGPU_8G_SPOT = gke("a3-ultragpu-8g"), gke("a3-ultragpu-8g", spot=True)
 GKE_A2_HIGHGPU_1G, GKE_A2_HIGHGPU_1G_SPOT = gke("a2-highgpu-1g"), gke("a2-highgpu-1g", spot=True)
 GKE_N1_STANDARD_8_T4, GKE_N1_STANDARD_8_T4_SPOT = gke("n1-standard-8"), gke("n1-standard-8", spot=True)
+# The Blackwell GPUs (issue 13): EKS B200 and RTX PRO 6000, GKE B200, GB200 (Arm) and RTX PRO 6000.
+EKS_P6_B200_48XLARGE, EKS_P6_B200_48XLARGE_SPOT = eks("p6-b200.48xlarge"), eks("p6-b200.48xlarge", "spot")
+EKS_G7E_2XLARGE, EKS_G7E_2XLARGE_SPOT = eks("g7e.2xlarge"), eks("g7e.2xlarge", "spot")
+GKE_A4_HIGHGPU_8G, GKE_A4_HIGHGPU_8G_SPOT = gke("a4-highgpu-8g"), gke("a4-highgpu-8g", spot=True)
+GKE_A4X_HIGHGPU_4G, GKE_A4X_HIGHGPU_4G_SPOT = gke("a4x-highgpu-4g"), gke("a4x-highgpu-4g", spot=True)
+GKE_G4_STANDARD_48, GKE_G4_STANDARD_48_SPOT = gke("g4-standard-48"), gke("g4-standard-48", spot=True)
 AKS_ND96ISR_H100_V5_SPOT = aks("Standard_ND96isr_H100_v5", spot=True)
 AKS_ND96ISR_H200_V5, AKS_ND96ISR_H200_V5_SPOT = aks("Standard_ND96isr_H200_v5"), aks("Standard_ND96isr_H200_v5", spot=True)
 AKS_ND96ASR_V4, AKS_ND96ASR_V4_SPOT = aks("Standard_ND96asr_v4"), aks("Standard_ND96asr_v4", spot=True)
@@ -547,6 +586,9 @@ SHAPES: dict[str, NodeShape] = {
         GKE_N1_STANDARD_8_T4, GKE_N1_STANDARD_8_T4_SPOT,
         AKS_ND96ISR_H100_V5_SPOT, AKS_ND96ISR_H200_V5, AKS_ND96ISR_H200_V5_SPOT, AKS_ND96ASR_V4, AKS_ND96ASR_V4_SPOT,
         AKS_NC8AS_T4_V3, AKS_NC8AS_T4_V3_SPOT, AKS_NC4AS_T4_V3, K3S_1L4_NO_GFD,
+        EKS_P6_B200_48XLARGE, EKS_P6_B200_48XLARGE_SPOT, EKS_G7E_2XLARGE, EKS_G7E_2XLARGE_SPOT,
+        GKE_A4_HIGHGPU_8G, GKE_A4_HIGHGPU_8G_SPOT, GKE_A4X_HIGHGPU_4G, GKE_A4X_HIGHGPU_4G_SPOT,
+        GKE_G4_STANDARD_48, GKE_G4_STANDARD_48_SPOT,
     )
 }
 

@@ -67,6 +67,12 @@ SHAPES: dict[tuple[str, str], tuple[fn.NodeShape, fn.NodeShape]] = {
     ("gke", "a100-40gb"): (fn.GKE_A2_HIGHGPU_1G, fn.GKE_A2_HIGHGPU_1G_SPOT),
     ("gke", "l4"): (fn.GKE_G2_STANDARD_8, fn.GKE_G2_STANDARD_8_SPOT),
     ("gke", "t4"): (fn.GKE_N1_STANDARD_8_T4, fn.GKE_N1_STANDARD_8_T4_SPOT),
+    ("eks", "b200"): (fn.EKS_P6_B200_48XLARGE, fn.EKS_P6_B200_48XLARGE_SPOT),
+    ("eks", "rtx-pro-6000"): (fn.EKS_G7E_2XLARGE, fn.EKS_G7E_2XLARGE_SPOT),
+    ("gke", "b200"): (fn.GKE_A4_HIGHGPU_8G, fn.GKE_A4_HIGHGPU_8G_SPOT),
+    # Arm (Grace) nodes, tainted kubernetes.io/arch=arm64 as GKE taints every Arm node.
+    ("gke", "gb200"): (fn.GKE_A4X_HIGHGPU_4G, fn.GKE_A4X_HIGHGPU_4G_SPOT),
+    ("gke", "rtx-pro-6000"): (fn.GKE_G4_STANDARD_48, fn.GKE_G4_STANDARD_48_SPOT),
     ("aks", "h100-80gb"): (fn.AKS_ND96ISR_H100_V5, fn.AKS_ND96ISR_H100_V5_SPOT),
     ("aks", "h200"): (fn.AKS_ND96ISR_H200_V5, fn.AKS_ND96ISR_H200_V5_SPOT),
     ("aks", "a100-80gb"): (fn.AKS_NC24ADS_A100_V4, fn.AKS_NC24ADS_A100_V4_SPOT),
@@ -263,6 +269,9 @@ def test_the_node_library_covers_every_combination_the_composer_offers():
             assert {k: labels.get(k) for k in wanted} == wanted, shape.name
             assert shape.gpus >= 1 and float(shape.allocatable["cpu"].rstrip("m")) / (
                 1000 if shape.allocatable["cpu"].endswith("m") else 1) > 4, shape.name
+            # An Arm node (GKE taints it) takes only a pod that tolerates the taint: the overlay does.
+            if labels["kubernetes.io/arch"] != "amd64":
+                assert wanted.get("kubernetes.io/arch") == labels["kubernetes.io/arch"], shape.name
 
 
 # --------------------------------------------------------------------------- the big set
