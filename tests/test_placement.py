@@ -391,11 +391,12 @@ def test_the_issue_command_schedules_on_a_one_l4_k3s_box(control_plane, cluster_
         "nvidia.com/gpu"] == "1"
     plugin = kustomize.build(REPO / "base" / "nvidia-device-plugin").docs
     (ds,) = [d for d in plugin if d["kind"] == "DaemonSet"]
+    plugin_ns = ds["metadata"]["namespace"]  # its own privileged namespace (issue 11), not kube-system
     with fn.node_set(cp, [fn.K3S_1L4_NO_GFD]) as nodes:
         try:
             apply_api(cp, plugin)
             plugin_pods = wait_for("the device plugin's pod on the box", lambda: [
-                p for p in cp.api.get("/api/v1/namespaces/kube-system/pods",
+                p for p in cp.api.get(f"/api/v1/namespaces/{plugin_ns}/pods",
                                       labelSelector="app.kubernetes.io/name=nvidia-device-plugin")["items"]
                 if p["spec"].get("nodeName")])
             assert [p["spec"]["nodeName"] for p in plugin_pods] == nodes.names
@@ -410,7 +411,7 @@ def test_the_issue_command_schedules_on_a_one_l4_k3s_box(control_plane, cluster_
         finally:
             cleanup(cp, [issue, two])
             try:
-                cp.api.delete(f"/apis/apps/v1/namespaces/kube-system/daemonsets/{ds['metadata']['name']}")
+                cp.api.delete(f"/apis/apps/v1/namespaces/{plugin_ns}/daemonsets/{ds['metadata']['name']}")
             except ApiError as e:
                 if e.status != 404:
                     raise
@@ -423,8 +424,11 @@ def test_k3s_overlays_land_on_k3s_boxes(control_plane, cluster_crds, rendered):
     overlays = [renamed(r, "boxes") for r in rendered.values()
                 if r.cloud == "k3s" and r.name.startswith(("dev-k3s-", "dev-8b")) and r.name != "dev-8b-two-gpus"]
     assert "dev-8b" in {r.name for r in overlays} and len(overlays) == len(catalog.gpus_for_cloud("k3s")) + 1
-    boxes = [fn.K3S_2GPU.replace(name=f"k3s-2gpu-{i}") for i in range(3)] + [
-        fn.K3S_1GPU_NO_GFD.replace(name=f"k3s-1gpu-nogfd-{i}") for i in range(4)]
+    # One GPU per overlay: four one-GPU boxes without GFD labels, the rest on two-GPU boxes.
+    no_gfd = 4
+    boxes = [fn.K3S_2GPU.replace(name=f"k3s-2gpu-{i}") for i in range(-(-(len(overlays) - no_gfd) // 2))] + [
+        fn.K3S_1GPU_NO_GFD.replace(name=f"k3s-1gpu-nogfd-{i}") for i in range(no_gfd)]
+    assert sum(b.gpus for b in boxes) >= len(overlays)
     with fn.node_set(cp, boxes) as nodes:
         try:
             apply_and_scale(cp, overlays)
