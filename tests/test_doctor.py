@@ -10,6 +10,7 @@ one; everything they create dies with it.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import subprocess
@@ -26,7 +27,7 @@ from compose.cluster import doctor as doc
 from compose.cluster import kube
 from compose.cluster import target as tgt
 from compose.core import kustomize
-from conftest_cluster import REPO, crd_dir, ensure_namespace, wait_for
+from conftest_cluster import REPO, apply_rendered, crd_dir, delete_namespace, ensure_namespace, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -244,6 +245,14 @@ def test_cluster_package_reads_only():
 def test_seed_failures_are_reported_with_their_fix(cp):
     """Issue 12's list, on a bare cluster with EKS and GKE GPU nodes: each failure
     is found by doctor, with the fix, before anything is applied."""
+    extra: list[str] = []  # nodes added during the test (node_set removes only its own)
+    try:
+        _seed_failures(cp, extra)
+    finally:
+        fn.delete_nodes(cp, extra)
+
+
+def _seed_failures(cp, extra: list[str]) -> None:
     with fn.node_set(cp, [fn.EKS_P5_48XLARGE, fn.EKS_G6E_12XLARGE, fn.GKE_G2_STANDARD_24, fn.EKS_M7I_2XLARGE]):
         # The seed manifest (base/vllm): EKS and GKE nodes lack the hand-applied label.
         res, data, checks = doctor(cp, REPO / "base" / "vllm")
@@ -274,10 +283,22 @@ def test_seed_failures_are_reported_with_their_fix(cp):
                 assert lines[i + 1].lstrip().startswith("fix: "), (line, lines[i + 1])
         assert lines[-1].endswith(f"{data['summary']['ok']} ok") and data["status"] == "fail"
 
-        # prod-70b (EKS, gated): StorageClass efs-sc missing, hf-token forgotten; the p5 node fits.
+        # prod-70b (EKS, gated): StorageClass efs-sc missing, hf-token forgotten; the p5 node fits
+        # one replica. Its minimum of two each need a node of their own (hostname spread with
+        # minDomains 2, issue 10): with one p5 node the second would stay Pending, so a warning.
+        res, data, checks = doctor(cp, "prod-70b")
+        s = checks["scheduling"]
+        assert s["status"] == "warn", s
+        assert s["details"]["feasible_nodes"] == [fn.node_name(fn.EKS_P5_48XLARGE)]
+        assert "only 1 replica(s) fit now, minReplicaCount is 2" in s["saw"] and "add GPU nodes" in s["fix"], s
+        # A second on-demand p5 node, in the other zone: both minimum replicas fit.
+        second = fn.in_zone(fn.EKS_P5_48XLARGE, 1)
+        extra.extend(fn.create_nodes(cp, [second]))
         res, data, checks = doctor(cp, "prod-70b")
         assert checks["scheduling"]["status"] == "ok", checks["scheduling"]
-        assert checks["scheduling"]["details"]["feasible_nodes"] == [fn.node_name(fn.EKS_P5_48XLARGE)]
+        assert checks["scheduling"]["details"]["feasible_nodes"] == sorted(
+            [fn.node_name(fn.EKS_P5_48XLARGE), fn.node_name(second)])
+        assert checks["scheduling"]["details"]["replicas_that_fit_now"] == 2
         sc = checks["storage-class"]
         assert sc["status"] == "fail" and 'StorageClass "efs-sc" not found' in sc["saw"] and "EFS CSI driver" in sc["fix"]
         tok = checks["hf-token"]
@@ -326,23 +347,62 @@ def test_seed_failures_are_reported_with_their_fix(cp):
         delete(cp, f"/apis/apiregistration.k8s.io/v1/apiservices/{doc.METRICS_APISERVICE}")
 
 
+def schedule_for_real(cp, overlay: str, ns: str, timeout: float = 60) -> str | None:
+    """The overlay's pod as its Deployment would create it (its claims Bound on a fake
+    volume), in namespace `ns`: the node the real scheduler binds it to, or None when
+    it is judged unschedulable. Everything it made is removed again."""
+    t = tgt.from_directory(REPO / "overlays" / overlay)
+    claims = [{**d, "metadata": {**d["metadata"], "namespace": ns}} for d in t.docs if d["kind"] == "PersistentVolumeClaim"]
+    applied = apply_rendered(cp, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}] + claims, namespace=ns)
+    try:
+        cp.api.post(f"/api/v1/namespaces/{ns}/pods", {"apiVersion": "v1", "kind": "Pod",
+                                                      "metadata": {"name": "probe", "labels": t.pod_labels},
+                                                      "spec": copy.deepcopy(t.pod_spec)})
+
+        def decided():
+            pod = cp.api.get(f"/api/v1/namespaces/{ns}/pods/probe")
+            if pod["spec"].get("nodeName"):
+                return (pod["spec"]["nodeName"],)
+            cond = next((c for c in pod.get("status", {}).get("conditions", []) if c["type"] == "PodScheduled"), {})
+            return (None,) if cond.get("reason") == "Unschedulable" else None
+        return wait_for(f"{overlay}'s pod scheduled or judged unschedulable", decided, timeout)[0]
+    finally:
+        cp.api.call("DELETE", f"/api/v1/namespaces/{ns}/pods/probe", {"gracePeriodSeconds": 0})
+        delete_namespace(cp, ns)
+        for sc in applied.storage_classes:
+            delete(cp, f"/apis/storage.k8s.io/v1/storageclasses/{sc}")
+        for pv in applied.volumes.values():
+            delete(cp, f"/api/v1/persistentvolumes/{pv}")
+
+
 def test_k3s_overlay_on_eks_nodes_and_the_reverse(cp):
+    """A k3s overlay pins no GPU label (affinity kubernetes.io/os In [linux], issue 10:
+    the nvidia.com/gpu request picks the box), so on EKS GPU nodes it schedules, and the
+    real scheduler agrees with doctor. What is wrong about that cluster is reported by
+    the checks that own it: no RuntimeClass nvidia, no local-path StorageClass. The
+    reverse, an EKS overlay on a k3s box, cannot schedule: its GPU pin names a label
+    only Karpenter sets."""
     install(cp, "keda", "prometheus-operator")
-    with fn.node_set(cp, [fn.EKS_P5_48XLARGE, fn.EKS_G6E_12XLARGE]):
+    with fn.node_set(cp, [fn.EKS_P5_48XLARGE, fn.EKS_G6E_12XLARGE]) as nodes:
         _, _, checks = doctor(cp, "dev-8b")
         s = checks["scheduling"]
-        assert s["status"] == "fail" and "2 nodes (" in s["saw"] and "`nvidia.com/gpu.present=true`" in s["saw"], s["saw"]
-        assert "these nodes look like eks, the overlay is for k3s" in s["fix"] and "--cloud eks" in s["fix"], s["fix"]
+        assert s["status"] == "ok" and s["saw"].startswith("2/2 nodes are available"), s["saw"]
+        assert sorted(s["details"]["feasible_nodes"]) == sorted(nodes.names), s
         rc = checks["runtime-class"]
         assert rc["status"] == "fail" and 'RuntimeClass "nvidia" not found' in rc["saw"] and "base/nvidia-device-plugin" in rc["fix"]
+        sc = checks["storage-class"]
+        assert sc["status"] == "fail" and 'StorageClass "local-path" not found' in sc["saw"], sc
         runtime_class(cp)
         assert doctor(cp, "dev-8b")[2]["runtime-class"]["status"] == "ok"
+        # The real scheduler binds the pod to one of the nodes doctor called feasible.
+        assert schedule_for_real(cp, "dev-8b", "t-k3s-on-eks") in nodes.names
     with fn.node_set(cp, [fn.K3S_1GPU]):
         _, _, checks = doctor(cp, "prod-70b")
         s = checks["scheduling"]
         assert s["status"] == "fail" and "0/1 nodes are available" in s["saw"], s
         assert "karpenter.k8s.aws/instance-gpu-name" in s["saw"] and "needs 4 nvidia.com/gpu" in s["saw"], s["saw"]
         assert "these nodes look like k3s, the overlay is for eks" in s["fix"], s["fix"]
+        assert schedule_for_real(cp, "prod-70b", "t-eks-on-k3s") is None  # the scheduler agrees
         _, _, checks = doctor(cp, "dev-8b")
         assert checks["scheduling"]["status"] == "ok" and checks["storage-class"]["status"] == "fail"
         assert "local-path" in checks["storage-class"]["fix"]
