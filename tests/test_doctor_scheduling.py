@@ -2,17 +2,20 @@
 
 For every overlay in the suite (the committed ones, the golden ones, base/vllm
 itself, and a few more generated per cloud with `compose new-model`) and every
-node shape in tests/fakenodes.py (30 nodes, one per shape, all at once):
+node shape in tests/fakenodes.py (one node per shape, all at once: every cloud's
+on-demand and spot GPU nodes, reservations, Arm, CPU-only and k3s boxes):
 
 - one pod per node, pinned with a `kubernetes.io/hostname` nodeSelector: the
   real scheduler binds it or not, and doctor's per-node verdict must agree; when
   it is not bound, doctor's reasons for every node must add up to exactly the
-  scheduler's `0/30 nodes are available: ...` message (which checks the filter
-  order on all 30 nodes, not only the pinned one);
+  scheduler's `0/N nodes are available: ...` message (which checks the filter
+  order on all N nodes, not only the pinned one);
 - one unpinned pod: bound to a node doctor calls feasible, or Pending with the
-  message doctor predicts.
+  message doctor predicts; once bound, a second unpinned pod (the next replica),
+  which the topology spread (hostname, minDomains on prod) keeps off the first
+  one's node: doctor's verdict, computed from the pods bound, must agree again.
 
-Batched: the 30 nodes are made once, the pinned pods of one overlay are
+Batched: the nodes are made once, the pinned pods of one overlay are
 created together (each can only go to its own node, so they never compete),
 and deleted before the next overlay.
 """
@@ -48,8 +51,11 @@ EXTRA = {
     "dev-a100-gke": dict(model="qwen3-8b", cloud="gke", gpu="a100-80gb", name="a100-gke"),
     "dev-aks-spot": dict(model="qwen3-8b", cloud="aks", gpu="a100-80gb", spot=True, name="aks-spot"),
     "dev-k3s-small": dict(model="qwen3-0.6b", cloud="k3s", name="k3s-small"),
+    # Arm: GB200 on GKE A4X nodes, which GKE taints kubernetes.io/arch=arm64 (components/arm64).
+    "prod-gb200": dict(model="qwen3-8b", env="prod", cloud="gke", gpu="gb200", name="gb200"),
 }
 RESULTS: dict[str, int] = Counter()
+SECOND: dict[str, tuple[str, str | None]] = {}  # overlay -> (first replica's node, second's)
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +164,23 @@ def _compare(cp, cluster, t: tgt.Target, node_names: list[str]) -> tuple[int, li
             disagreements.append(f"{t.name}: scheduler bound to {node}, doctor feasible {placement.feasible_nodes}")
         if node is None and (placement.feasible_nodes or parse_message(message) != placement.histogram()):
             disagreements.append(f"{t.name}: scheduler says {message!r}, doctor {placement.message()!r}")
+        if node is not None:
+            # 1b. a second replica while the first runs: the spread (hostname DoNotSchedule,
+            # minDomains = the minimum on prod) decides whether it may share the node. Doctor
+            # reads the pods already bound, as it does on a live cluster.
+            cp.api.post(f"/api/v1/namespaces/{ns}/pods", _pod(t, "second", None))
+            node2, message2 = _outcomes(cp, ns, ["second"])["second"]
+            placed = [p for p in cp.api.get("/api/v1/pods")["items"]  # every pod but the one judged
+                      if (p["metadata"]["namespace"], p["metadata"]["name"]) != (ns, "second")]
+            again = scheduling.evaluate(facts.pod(), node_objs, placed)
+            pairs += 1
+            if node2 is not None and node2 not in again.feasible_nodes:
+                disagreements.append(f"{t.name} (second replica): scheduler bound to {node2}, doctor feasible {again.feasible_nodes}")
+            if node2 is None and (again.feasible_nodes or parse_message(message2) != again.histogram()):
+                disagreements.append(f"{t.name} (second replica): scheduler says {message2!r}, doctor {again.message()!r}")
+            SECOND[t.name] = (node, node2)
+            cp.api.delete(f"/api/v1/namespaces/{ns}/pods/second", {"gracePeriodSeconds": 0})
+            wait_for("pod second gone", lambda: not cp.api.exists(f"/api/v1/namespaces/{ns}/pods/second"), 30)
         cp.api.delete(f"/api/v1/namespaces/{ns}/pods/free", {"gracePeriodSeconds": 0})
         wait_for("pod free gone", lambda: not cp.api.exists(f"/api/v1/namespaces/{ns}/pods/free"), 30)
         # 2. pinned: one pod per node, all at once (each can only go to its own node)
@@ -194,7 +217,7 @@ def test_scheduling_verdict_matches_the_scheduler(control_plane, suite_repo):
     pairs = retried = 0
     try:
         with fn.node_set(cp, shapes) as nodes:
-            assert len(nodes) == 30
+            assert len(nodes) == len(shapes)
             for t in targets:
                 n, bad, fits = _compare(cp, cluster, t, nodes.names)
                 if bad and _unhealthy(cp):
@@ -209,8 +232,13 @@ def test_scheduling_verdict_matches_the_scheduler(control_plane, suite_repo):
     finally:
         cluster.close()
     print(f"\nscheduling pre-flight vs kube-scheduler: {pairs - len(disagreements)}/{pairs} pairs agree "
-          f"({len(targets)} overlays x {len(shapes)} node shapes + {len(targets)} unpinned; {retried} overlay(s) retried "
+          f"({len(targets)} overlays x {len(shapes)} node shapes + {len(targets)} unpinned + {len(SECOND)} second replicas; "
+          f"{retried} overlay(s) retried "
           f"after a node missed its heartbeat); feasible nodes per overlay: {dict(RESULTS)}")
     assert not disagreements, "\n".join(disagreements)
+    # A prod minimum of two never doubles up on one node (minDomains), modelled and real alike.
+    for name in ("prod-70b", "prod-a3", "prod-gb200"):
+        first, second = SECOND[name]
+        assert second != first, (name, first, second)
     # The suite is not trivial: some overlays fit some nodes, none fits all.
     assert any(RESULTS.values()) and all(v < len(shapes) for v in RESULTS.values()), RESULTS
