@@ -351,13 +351,36 @@ def test_new_model_cli_takes_the_routing_options(tmp_path):
     inputs = overlay.load_plan_file(d)["inputs"]
     assert (inputs["gateway"], inputs["router"], inputs["route_match"]) == (GATEWAY, "inference-pool", "path")
     k = yaml.safe_load((d / "kustomization.yaml").read_text())
-    assert k["components"] == ["../../components/gke", "../../components/monitoring", "../../components/gateway",
-                               "../../components/inference-pool"]
+    # on-demand: every non-spot overlay on a cloud that also sells spot (issue 10); no
+    # network policy in dev (on by default in staging and prod only, issue 11).
+    assert k["components"] == ["../../components/gke", "../../components/on-demand", "../../components/monitoring",
+                               "../../components/gateway", "../../components/inference-pool"]
     assert k["images"] == [{"name": "vllm/vllm-openai", "newTag": "v0.33.0"}]
+    assert not (d / "patch-network-policy.yaml").exists()
     readme = (d / "README.md").read_text()
     assert "--gateway gateway-system/inference" in readme and "## Route" in readme
     bad = run("new-model", "qwen2.5-7b", "--gateway", "nope", repo=root)
     assert bad.exit_code == 2 and "NAMESPACE/NAME" in bad.output
+    # The same command in staging: the network policy comes on by default, after the
+    # capacity and monitoring components and before the routing ones, and admits the
+    # gateway's namespace, Prometheus's, and the model's own (the endpoint picker
+    # scrapes every pod's /metrics on 8000).
+    res = run("new-model", "qwen2.5-7b", "--env", "staging", "--cloud", "gke", "--gpu", "l4", "--gateway", GATEWAY,
+              "--router", "inference-pool", "--route-match", "path", repo=root)
+    assert res.exit_code == 0, res.output
+    d = root / "overlays" / "staging-qwen2-5-7b"
+    k = yaml.safe_load((d / "kustomization.yaml").read_text())
+    assert k["components"] == ["../../components/gke", "../../components/on-demand", "../../components/monitoring",
+                               "../../components/network-policy", "../../components/gateway",
+                               "../../components/inference-pool"]
+    (policy,) = [x for x in built(d) if x["kind"] == "NetworkPolicy"]
+    (rule,) = policy["spec"]["ingress"]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In",
+         "values": sorted([GATEWAY.partition("/")[0], "monitoring", "staging-qwen2-5-7b"])}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "vllm"
 
 
 def test_removing_the_gateway_option_removes_the_route(tmp_path):
