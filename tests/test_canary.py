@@ -139,6 +139,25 @@ def test_canary_serves_the_same_model_from_the_stable_cache_and_namespace(repo):
     assert one(cdocs, "PodMonitor")["spec"]["podTargetLabels"] == ["app.kubernetes.io/instance"]
 
 
+def test_check_all_allows_the_canary_in_its_stable_namespace_and_nothing_else(repo):
+    """Issue 11's one namespace per overlay, at repository level (`compose check --all`):
+    a canary and its stable overlay share one namespace by design (the canary renders
+    neither the Namespace nor the claim), so that pair is no finding; a third overlay
+    in the same namespace still is, for every overlay that uses it."""
+    start(repo)
+    assert [f for f in checks.check_repository(repo).findings if f.check == "namespace"] == []
+    res = run("check", "--all", repo=repo)
+    assert res.exit_code == 0, res.output
+    intruder = repo / "overlays" / "dev-intruder"
+    shutil.copytree(repo / "overlays" / OTHER, intruder)
+    plan = intruder / "compose-plan.yaml"
+    plan.write_text(plan.read_text().replace(f"namespace: {OTHER}\n", f"namespace: {STABLE}\n", 1))
+    assert overlay.overlay_namespace(intruder) == STABLE
+    found = [f for f in checks.check_repository(repo).findings if f.check == "namespace"]
+    assert sorted(f.obj for f in found) == sorted(f"overlays/{n}" for n in (STABLE, CANARY, "dev-intruder")), found
+    assert all("used by 3 overlays" in f.problem for f in found), found
+
+
 def test_gitops_output_for_the_canary(repo):
     start(repo)
     app = yaml.safe_load((repo / "argocd" / "applications" / f"{CANARY}.yaml").read_text())

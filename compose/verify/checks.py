@@ -160,13 +160,22 @@ def scan_secrets(repo: Path) -> list[Finding]:
     return findings
 
 
+def _stable_and_its_canaries(users: list[str], canaries: dict[str, list[str]]) -> bool:
+    """True when the overlays sharing a namespace are one stable overlay and its own
+    canaries (recorded inputs.canary_of): the one sharing compose allows, since a canary
+    renders neither the Namespace nor the claim (overlay.check_namespace_free)."""
+    return any(set(users) <= {stable, *canaries.get(stable, ())} for stable in users)
+
+
 def check_namespaces(repo: Path) -> list[Finding]:
-    """One namespace per overlay, and none another owner holds (compose.core.names)."""
+    """One namespace per overlay, and none another owner holds (compose.core.names).
+    A canary shares its stable overlay's namespace (compose canary): not a finding."""
     from compose.core import names
 
     findings = []
+    canaries = overlay.canary_users(repo)
     for ns, users in sorted(overlay.namespace_users(repo).items()):
-        if len(users) > 1:
+        if len(users) > 1 and not _stable_and_its_canaries(users, canaries):
             for name in users:
                 findings.append(Finding(
                     REPOSITORY, f"overlays/{name}", "namespace",
