@@ -278,6 +278,35 @@ def test_promote_folds_the_canary_into_the_stable_overlay(repo, crds):
     assert fresh.files["patch-model-args.yaml"] == (repo / "overlays" / STABLE / "patch-model-args.yaml").read_text()
 
 
+def test_canary_of_a_digest_pinned_overlay_runs_the_canary_image(tmp_path, crds):
+    """--image-digest (issue 11) pins the stable image on both containers; `canary start
+    --image` (issue 14) must not inherit that digest, or the canary would run the stable
+    bytes under the new tag. Promote folds the image and its digest together."""
+    digest, other = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
+    root = routed_repo(tmp_path, dict(QWEN, gateway=GATEWAY, image_digest=digest))
+
+    def images(name: str) -> set[str]:
+        spec = one(built(root / "overlays" / name), "Deployment")["spec"]["template"]["spec"]
+        return {c["image"] for c in spec["initContainers"] + spec["containers"]}
+
+    assert images(STABLE) == {f"vllm/vllm-openai:v0.33.0@{digest}"}
+    start(root, image=IMAGE)
+    assert images(CANARY) == {IMAGE} and images(STABLE) == {f"vllm/vllm-openai:v0.33.0@{digest}"}
+    assert "image_digest" not in overlay.load_plan_file(root / "overlays" / CANARY)["inputs"]
+    canary.apply_change(root, canary.plan_abort(root, STABLE))
+    # A canary image given by digest runs by that digest (kustomize's `images:` digest
+    # replaces the tag).
+    start(root, image=f"{IMAGE}@{other}")
+    assert images(CANARY) == {f"vllm/vllm-openai@{other}"}
+    assert check_all(root, crds) == []
+    change = canary.plan_promote(root, STABLE)
+    canary.validate(root, change)
+    canary.apply_change(root, change)
+    assert images(STABLE) == {f"vllm/vllm-openai@{other}"}
+    inputs = overlay.load_plan_file(root / "overlays" / STABLE)["inputs"]
+    assert inputs["image"] == f"{IMAGE}@{other}" and "image_digest" not in inputs
+
+
 # --------------------------------------------------------------------------- refusals
 
 

@@ -282,6 +282,39 @@ def test_image_digest_pins_both_containers(tmp_path):
     assert run("regen", "dev-llama-3-1-8b", "--check", repo=repo).exit_code == 0
 
 
+def test_image_with_image_digest_pins_the_given_image(tmp_path):
+    """--image (issue 14) with --image-digest (issue 11): the digest pins the image
+    --image names, on both containers (patch-image.yaml), with no `images:` entry to
+    rewrite it; the tag stays for readers and for the vllm-flags check."""
+    repo = scratch_repo(tmp_path)
+    image = "registry.example.com/mirror/vllm-openai:v0.33.0-cu130"
+    res = run("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--image", image,
+              "--image-digest", DIGEST, repo=repo)
+    assert res.exit_code == 0, res.output
+    d = repo / "overlays" / "dev-llama-3-1-8b"
+    assert "images" not in yaml.safe_load((d / "kustomization.yaml").read_text())
+    docs = kustomize.build(d).docs
+    spec = _dep(docs)["spec"]["template"]["spec"]
+    images = {c["name"]: c["image"] for c in spec["initContainers"] + spec["containers"]}
+    assert images == {"download-weights": f"{image}@{DIGEST}", "vllm": f"{image}@{DIGEST}"}
+    assert policy.check_policy(docs, "x", README_OK, require_digest=True) == []
+    inputs = overlay.load_plan_file(d)["inputs"]
+    assert (inputs["image"], inputs["image_digest"]) == (image, DIGEST)
+    assert run("check", "dev-llama-3-1-8b", "--require-digest", repo=repo).exit_code == 0
+    assert run("regen", "dev-llama-3-1-8b", "--check", repo=repo).exit_code == 0
+    # The same digest twice is one pin; two different digests are refused, nothing written.
+    same = run("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--name", "same",
+               "--image", f"vllm/vllm-openai:v0.33.0@{DIGEST}", "--image-digest", DIGEST, repo=repo)
+    assert same.exit_code == 0, same.output
+    spec = _dep(kustomize.build(repo / "overlays" / "dev-same").docs)["spec"]["template"]["spec"]
+    assert {c["image"] for c in spec["initContainers"] + spec["containers"]} == {f"vllm/vllm-openai:v0.33.0@{DIGEST}"}
+    other = "sha256:" + "cd" * 32
+    res = run("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--name", "clash",
+              "--image", f"vllm/vllm-openai:v0.33.0@{other}", "--image-digest", DIGEST, repo=repo)
+    assert res.exit_code == 2 and "give the digest once" in res.stderr, res.output
+    assert not (repo / "overlays" / "dev-clash").exists()
+
+
 @pytest.mark.parametrize("bad", ["sha256:abc", "sha256:" + "A" * 64, "md5:" + "0" * 64, DIGEST + "0"])
 def test_malformed_digest_is_refused(tmp_path, bad):
     repo = scratch_repo(tmp_path)

@@ -170,6 +170,11 @@ def check_options(opts: Options, overlay: str) -> None:
                                "(a tag or an @sha256 digest)")
         if last.rsplit(":", 1)[-1] in ("latest", "nightly") and "@" not in image:
             raise InvalidInput(f"invalid --image {image!r}: a floating tag changes under you; pin a release tag or digest")
+        pinned = image.partition("@")[2]
+        if pinned and opts.image_digest and pinned != opts.image_digest:
+            # patch-image.yaml would pin --image-digest and silently drop the reference's own digest.
+            raise InvalidInput(f"--image {image!r} pins {pinned}, --image-digest says {opts.image_digest}: "
+                               "give the digest once (--image REPO:TAG --image-digest sha256:...)")
     if opts.revision is not None and not _SHA.match(opts.revision):
         raise InvalidInput(f"invalid --revision {opts.revision!r}: a 40-character Hub commit SHA "
                            "(the weights are cached by revision; a branch name would change under you)")

@@ -47,8 +47,10 @@ SETTABLE: dict[str, type] = {
     "prompt_tokens": int,
     "output_tokens": int,
 }
-# What `promote` folds from the canary's inputs into the stable overlay's.
-FOLDED = ("image", "revision", *SETTABLE)
+# What `promote` folds from the canary's inputs into the stable overlay's. image_digest
+# goes with image: a stable overlay pinned by --image-digest would otherwise keep its old
+# digest under the promoted tag, and the digest, not the tag, decides what runs.
+FOLDED = ("image", "image_digest", "revision", *SETTABLE)
 DEFAULT_REPLICAS = 1
 MAX_REPLICAS = 4
 VLLM_IMAGE = routing.VLLM_IMAGE
@@ -316,6 +318,11 @@ def plan_start(
         hostname=None,
         route_match=None,
     )
+    if image is not None and sopts.image_digest:
+        # The stable overlay's --image-digest pins the stable image: kept, it would pin the
+        # canary to the stable bytes under the new tag (patch-image.yaml). The canary's
+        # image is what --image/--vllm-version says, by digest if that reference has one.
+        copts = dataclasses.replace(copts, image_digest=None)
     splan, _ = overlay.make_plan(sopts, root)
     splan = overlay.with_revision(splan, sopts.revision)
     cplan, notes = overlay.make_plan(copts, root)
