@@ -381,6 +381,11 @@ def test_new_model_cli_takes_the_routing_options(tmp_path):
          "values": sorted([GATEWAY.partition("/")[0], "monitoring", "staging-qwen2-5-7b"])}]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "vllm"
+    # The endpoint picker's pods (app.kubernetes.io/name=vllm-epp) are not selected: the
+    # gateway reaches its gRPC port whatever the policy; the whole overlay passes check.
+    epp = next(x for x in built(d) if x["kind"] == "Deployment" and x["metadata"]["name"].endswith("-vllm-epp"))
+    assert epp["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "vllm-epp"
+    assert run("check", "staging-qwen2-5-7b", repo=root).exit_code == 0
 
 
 def test_removing_the_gateway_option_removes_the_route(tmp_path):
