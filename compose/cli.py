@@ -15,7 +15,7 @@ import threading
 import typer
 
 from compose import __version__
-from compose.commands import gitops, overlay, plan
+from compose.commands import canary, cluster, gitops, overlay, plan
 
 app = typer.Typer(
     name="compose",
@@ -42,7 +42,7 @@ def _root(
     """Plan, generate, validate and publish vLLM overlays for Kubernetes."""
 
 
-for _module in (plan, overlay, gitops):
+for _module in (plan, overlay, gitops, canary, cluster):
     _module.register(app)
 
 

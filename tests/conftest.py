@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# The real control plane's fixtures (control_plane, cluster_crds, cluster_ns)
+# and the `cluster` marker hooks; its helpers are imported from the module.
+pytest_plugins = ["conftest_cluster"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

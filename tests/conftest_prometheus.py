@@ -57,6 +57,10 @@ class Target:
     max_replicas: int
     failure_threshold: int
     polling_interval: int
+    min_replicas: int = 0
+    fallback_replicas: int | None = None
+    fallback_behavior: str = "static"  # KEDA's default
+    ignore_null_values: bool = True  # KEDA's default
 
     def pod_name(self, suffix: str) -> str:
         """A pod name the Deployment's ReplicaSet would create: <deployment>-<hash>-<5 chars>."""
@@ -82,6 +86,10 @@ def _target(source: str, doc: dict) -> Target:
         max_replicas=int(spec["maxReplicaCount"]),
         failure_threshold=int(spec.get("fallback", {}).get("failureThreshold", 3)),
         polling_interval=int(spec.get("pollingInterval", 30)),
+        min_replicas=int(spec.get("minReplicaCount", 0)),
+        fallback_replicas=spec.get("fallback", {}).get("replicas"),
+        fallback_behavior=spec.get("fallback", {}).get("behavior", "static"),
+        ignore_null_values=str(trigger["metadata"].get("ignoreNullValues", "true")).lower() in ("1", "true", "yes"),
     )
 
 

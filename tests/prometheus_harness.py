@@ -153,10 +153,17 @@ class _Engine:
 class VllmPod:
     """A fake vLLM pod: the full always-on series set of vLLM 0.33.0, values set by tests."""
 
-    def __init__(self, model_name: str, namespace: str, pod: str, engines: int = 1, max_model_len: int = 8192):
+    def __init__(self, model_name: str, namespace: str, pod: str, engines: int = 1, max_model_len: int = 8192,
+                 pod_labels: dict[str, str] | None = None):
         self.model_name = model_name
         self.namespace = namespace
         self.pod = pod
+        # Pod labels the PodMonitor copies onto every series (podTargetLabels), already
+        # sanitized: {"app_kubernetes_io_instance": "<overlay>"}.
+        self.pod_labels = dict(pod_labels or {})
+        # vLLM's HTTP counter (prometheus-fastapi-instrumentator): {(handler, method, status): count};
+        # a series appears with its first request, as the instrumentator creates it.
+        self.http: dict[tuple[str, str, str], float] = {}
         self.max_model_len = max_model_len
         self.engines = [_Engine() for _ in range(engines)]
         self.admission_rejections: dict[str, float] = {}
@@ -184,6 +191,13 @@ class VllmPod:
         with self._lock:
             self.engines[engine].histograms.setdefault(histogram, []).extend([float(value)] * count)
 
+    def request(self, status: str = "2xx", count: float = 1, handler: str = "/v1/chat/completions",
+                method: str = "POST") -> None:
+        """Count `count` answered API requests (status grouped as the instrumentator does: 2xx, 5xx)."""
+        with self._lock:
+            key = (handler, method, status)
+            self.http[key] = self.http.get(key, 0.0) + count
+
     def gauge(self, gauge: str) -> float:
         with self._lock:
             return sum(e.gauges.get(gauge, 0.0) for e in self.engines)
@@ -193,7 +207,14 @@ class VllmPod:
         with self._lock:
             if not self.serving:
                 return ""
-            return "".join(self._family(metric) for metric in m.VLLM_METRICS if metric.when == "always")
+            return "".join(self._family(metric) for metric in m.VLLM_METRICS if metric.when == "always") + self._http()
+
+    def _http(self) -> str:
+        if not self.http:
+            return ""
+        rows = [(m.HTTP_REQUESTS, {"handler": h, "method": meth, "status": st}, v)
+                for (h, meth, st), v in sorted(self.http.items())]
+        return family_text(m.HTTP_REQUESTS, "counter", m.EXTERNAL[m.HTTP_REQUESTS].help, rows)
 
     def _label_sets(self, metric: m.Metric, engine: int) -> list[dict]:
         base = {"model_name": self.model_name, "engine": str(engine)}
@@ -328,7 +349,8 @@ class Prometheus:
         vllm = {
             "job_name": "vllm",
             "static_configs": [
-                {"targets": [p.server.address], "labels": {"namespace": p.namespace, "pod": p.pod, "container": "vllm"}}
+                {"targets": [p.server.address],
+                 "labels": {"namespace": p.namespace, "pod": p.pod, "container": "vllm", **p.pod_labels}}
                 for p in self.pods
             ],
         }

@@ -19,10 +19,12 @@ from compose.verify import policy, validate
 from compose.core.errors import BuildFailed
 from helpers_kube import REPO, Scratch, build, diff_paths, index, require_kubectl
 
-OURS = ("spot", "k3s", "eks", "gke", "aks")
+OURS = ("spot", "on-demand", "arm64", "k3s", "eks", "gke", "aks")
 CLOUDS = ("k3s", "eks", "gke", "aks")
-AFFINITY_TERM = ("spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-                 ".nodeSelectorTerms[0].matchExpressions[0]")
+AFFINITY_TERMS = ("spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                  ".nodeSelectorTerms[0].matchExpressions")
+AFFINITY_TERM = AFFINITY_TERMS + "[0]"
+CAPACITY_ANN = "metadata.annotations.vllm-compose.io/capacity"
 CLOUD_ANN = "metadata.annotations.vllm-compose.io/cloud"
 
 # What each component claims to change, keyed by (kind, base name). Tolerations are
@@ -33,13 +35,18 @@ CLAIMS: dict[str, dict[tuple[str, str], str | tuple[str, ...]]] = {
         ("Deployment", "vllm"): (
             "metadata.annotations.vllm-compose.io/capacity",
             "spec.template.spec.priorityClassName",
-            "spec.template.spec.topologySpreadConstraints",
             "spec.template.spec.tolerations.cloud.google.com/gke-spot=true:NoSchedule",
             "spec.template.spec.tolerations.kubernetes.azure.com/scalesetpriority=spot:NoSchedule",
         ),
     },
+    "on-demand": {
+        ("Deployment", "vllm"): (CAPACITY_ANN, *(f"{AFFINITY_TERMS}[{i}]" for i in range(1, 6))),
+    },
+    "arm64": {
+        ("Deployment", "vllm"): ("spec.template.spec.tolerations.kubernetes.io/arch=arm64:NoSchedule",),
+    },
     "k3s": {
-        ("Deployment", "vllm"): (CLOUD_ANN, "spec.template.spec.runtimeClassName"),
+        ("Deployment", "vllm"): (CLOUD_ANN, AFFINITY_TERM, "spec.template.spec.runtimeClassName"),
         ("PersistentVolumeClaim", "vllm-models"): ("spec.storageClassName", "spec.accessModes"),
     },
     "eks": {
@@ -132,7 +139,7 @@ def test_component_changes_only_what_it_claims(scratch, component):
 def test_component_changes_only_what_it_claims_inside_an_overlay(scratch, component):
     # As the composer uses it: namespace, namePrefix, identity label, and the
     # other component (a cloud with spot, spot with a cloud).
-    others = ["eks"] if component == "spot" else ["spot"]
+    others = ["eks"] if component in ("spot", "on-demand") else ["spot"]
     before = render(scratch, others, OVERLAY_LIKE).docs
     after = render(scratch, [*others[:1], component] if component != "spot" else [*others, component], OVERLAY_LIKE).docs
     assert_only_claimed(component, before, after, PREFIX)
@@ -170,6 +177,12 @@ def test_spot_priority_class_follows_the_name_prefix(scratch):
     assert "namespace" not in pc["metadata"]  # cluster-scoped: the namespace transformer leaves it
     pod = objs[("Deployment", f"{PREFIX}vllm")]["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == pc["metadata"]["name"]
+
+
+def test_base_spread_selects_only_the_overlays_own_replicas(scratch):
+    """The spread lives in the base (every overlay, spot or not); the overlay's
+    identity label lands in its selector, so models never count each other."""
+    pod = index(render(scratch, ["eks"], OVERLAY_LIKE).docs)[("Deployment", f"{PREFIX}vllm")]["spec"]["template"]["spec"]
     for tsc in pod["topologySpreadConstraints"]:
         # the overlay's identity label lands in the spread selector: no cross-model counting
         assert tsc["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "t"}
@@ -177,7 +190,7 @@ def test_spot_priority_class_follows_the_name_prefix(scratch):
         "kubernetes.io/hostname": "DoNotSchedule", "topology.kubernetes.io/zone": "ScheduleAnyway"}
 
 
-@pytest.mark.parametrize("cloud", ("eks", "gke", "aks"))
+@pytest.mark.parametrize("cloud", ("eks", "gke", "aks", "k3s"))
 def test_affinity_patch_refuses_a_changed_base(scratch, cloud):
     """The JSON6902 `test` guard: if the base's GPU term changes, the build fails loudly."""
     changed = scratch.kustomization(files={"patch.yaml": (
@@ -202,8 +215,11 @@ def _wrap(scratch: Scratch, inner, cloud: str):
 
 def test_device_plugin_cannot_be_a_component_resource(scratch):
     """Why components/k3s does not include base/nvidia-device-plugin (its README):
-    inside an overlay the DaemonSet moves out of kube-system and the RuntimeClass is
-    renamed, leaving runtimeClassName: nvidia dangling."""
+    inside an overlay, the overlay's `namespace:` renames the add-on's own Namespace to
+    the model's, so the build fails (two Namespace objects of one name); without the
+    Namespace, the DaemonSet would leave its privileged namespace for the model's
+    restricted one and the renamed RuntimeClass would leave runtimeClassName: nvidia
+    dangling."""
     comp = scratch.root / "comp-with-plugin"
     comp.mkdir()
     (comp / "kustomization.yaml").write_text(yaml.safe_dump({
@@ -215,14 +231,24 @@ def test_device_plugin_cannot_be_a_component_resource(scratch):
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": "dev-8b", "namePrefix": "dev-8b-",
         "resources": [os.path.relpath(REPO / "base/vllm", top)], "components": ["../comp-with-plugin"]}))
+    with pytest.raises(BuildFailed, match="namespace transformation produces ID conflict"):
+        kustomize.build(top)
+    # Without its Namespace, the DaemonSet moves into the model's namespace and names nothing.
+    files = ("runtimeclass.yaml", "daemonset.yaml")
+    for f in files:  # kustomize loads resource files only from inside the kustomization
+        (comp / f).write_text((REPO / "base/nvidia-device-plugin" / f).read_text())
+    (comp / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "resources": list(files)}))
     objs = index(kustomize.build(top).docs)
     ds = objs[("DaemonSet", "dev-8b-nvidia-device-plugin")]
-    assert ds["metadata"]["namespace"] == "dev-8b"  # moved out of kube-system
+    assert ds["metadata"]["namespace"] == "dev-8b"  # out of nvidia-device-plugin, into a restricted namespace
     assert ("RuntimeClass", "dev-8b-nvidia") in objs and ("RuntimeClass", "nvidia") not in objs
     assert ds["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"  # now names nothing
-    # Built on its own, the add-on keeps its names.
+    # Built on its own, the add-on keeps its names and its namespace.
     alone = index(build(str(REPO / "base/nvidia-device-plugin")).docs)
-    assert alone[("DaemonSet", "nvidia-device-plugin")]["metadata"]["namespace"] == "kube-system"
+    assert alone[("DaemonSet", "nvidia-device-plugin")]["metadata"]["namespace"] == "nvidia-device-plugin"
+    assert alone[("Namespace", "nvidia-device-plugin")]["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "privileged"
     assert alone[("RuntimeClass", "nvidia")]["handler"] == "nvidia"
 
 
@@ -245,6 +271,26 @@ def test_cloud_component_matches_clouds_py(scratch, name):
     if cloud.needs_device_plugin:
         addon = index(build(str(REPO / "base/nvidia-device-plugin")).docs)
         assert addon[("RuntimeClass", cloud.runtime_class)]["handler"] == cloud.runtime_class
+
+
+def test_on_demand_excludes_every_cloud_interruptible_label(scratch):
+    """components/on-demand encodes clouds.py: one NotIn per interruptible label of
+    every cloud, appended to (ANDed with) the GPU term, for every cloud component."""
+    wanted = {(k, v) for c in CLOUDS for k, v in clouds.get(c).interruptible_labels}
+    assert wanted  # eks, gke and aks sell spot
+    for cloud in ("eks", "gke", "aks"):
+        dep = index(render(scratch, [cloud, "on-demand"]).docs)[("Deployment", "vllm")]
+        terms = dep["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert len(terms) == 1
+        first, *rest = terms[0]["matchExpressions"]
+        assert first["key"] != "nvidia.com/gpu.present"  # the cloud's GPU term, kept
+        assert {(e["key"], e["values"][0]) for e in rest if e["operator"] == "NotIn"} == wanted
+        assert all(e["operator"] == "NotIn" and len(e["values"]) == 1 for e in rest)
+        assert policy.check_policy(render(scratch, [cloud, "on-demand"]).docs, cloud, "## Single replica",
+                                   rules=["capacity-type"]) == []
+        assert policy.check_policy(render(scratch, [cloud]).docs, cloud, "## Single replica",
+                                   rules=["capacity-type"]) != [] or cloud == "aks"
 
 
 @pytest.mark.parametrize("name", [c for c in CLOUDS if clouds.get(c).spot_taint])

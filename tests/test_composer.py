@@ -61,8 +61,9 @@ def test_new_model_writes_an_overlay_that_builds_and_carries_the_plan(repo):
     # GKE + spot placement, from the catalog and the cloud facts.
     assert spec["nodeSelector"]["cloud.google.com/gke-spot"] == "true"
     assert spec["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
-    # The drain fits the 15 s GKE gives pods of its preemption notice.
-    assert spec["terminationGracePeriodSeconds"] <= 15
+    # The drain is not cut to the 15 s GKE gives pods of its preemption notice:
+    # planned disruptions (rollouts, scale-in) get the whole grace period.
+    assert spec["terminationGracePeriodSeconds"] >= 15 + 30 + 15
     (so,) = [x for x in docs if x["kind"] == "ScaledObject"]
     assert so["spec"]["scaleTargetRef"]["name"] == "dev-qwen2-5-7b-vllm"
     q = so["spec"]["triggers"][0]["metadata"]["query"]
@@ -80,7 +81,7 @@ def test_every_generated_patch_opens_with_a_reason_and_is_one_concern(repo):
     k = yamlio.load_file(d / "kustomization.yaml")
     assert [p["path"] for p in k["patches"]] == patches
     assert k["resources"] == ["../../base/vllm"]
-    assert k["components"] == ["../../components/eks", "../../components/monitoring"]
+    assert k["components"] == ["../../components/eks", "../../components/on-demand", "../../components/monitoring"]
     # No two patches set the same field.
     seen: dict[str, str] = {}
     for p in patches:
@@ -254,6 +255,18 @@ def test_gated_model_prints_the_secret_recipe(repo):
         (("new-model", "llama-3.1-8b", "--replicas", "3:1"), "--replicas"),
         (("new-model", "llama-3.1-8b", "--env", "qa"), "qa"),
         (("new-model", "llama-3.1-8b", "--cloud", "k3s", "--spot"), "no spot capacity"),
+        (("new-model", "llama-3.1-8b", "--gpu", "mi300x"), "NVIDIA deployments only"),
+        (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2"),
+         "--single-replica-reason"),
+        (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "k3s", "--gpu", "l4"),
+         "pass --max-model-len 32000 (fits one node of 1) or --gpus-per-node 2"),
+        (("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--gpus-per-node", "9"),
+         "eks sells l4 nodes with at most 8 GPUs"),
+        (("new-model", "llama-3.1-8b", "--gpus-per-node", "0"), "--gpus-per-node"),
+        (("new-model", "llama-3.1-8b", "--cloud", "eks", "--gpu", "l4", "--single-replica-reason", "x"),
+         "drop --single-replica-reason"),
+        (("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2",
+          "--single-replica-reason", "a\nb"), "one line"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(repo, args, needle):
@@ -423,3 +436,51 @@ def test_the_recorded_inputs_schema_covers_every_new_model_option():
 
     schema = options._inputs_model().model_fields["inputs"].annotation.model_fields
     assert set(schema) == {f.name for f in dataclasses.fields(options.Options)}
+
+
+def test_prod_single_replica_needs_a_reason_and_records_it(repo, crds):
+    reason = "internal batch tool; a cold start during a drain is acceptable"
+    res = run("new-model", "llama-3.1-8b", "--env", "prod", "--cloud", "eks", "--gpu", "l4", "--replicas", "1:2",
+              "--single-replica-reason", reason, repo=repo)
+    assert res.exit_code == 0, res.output
+    d = repo / "overlays" / "prod-llama-3-1-8b"
+    assert yamlio.load_file(d / "compose-plan.yaml")["inputs"]["single_replica_reason"] == reason
+    (so,) = [x for x in yamlio.load_all((d / "patch-scaling.yaml").read_text()) if x["kind"] == "ScaledObject"]
+    assert so["metadata"]["annotations"]["vllm-compose.io/single-replica-reason"] == reason
+    readme = (d / "README.md").read_text()
+    assert "## Single replica" in readme and reason in readme
+    assert "--single-replica-reason" in readme  # the command line replays it
+    res = run("check", "prod-llama-3-1-8b", "--crd-dir", str(crds), repo=repo)
+    assert res.exit_code == 0, res.output
+    assert run("regen", "--all", "--check", repo=repo).exit_code == 0
+
+
+def test_k3s_l4_dev_caps_the_context_to_one_gpu_and_says_so(repo, crds):
+    """The issue's command: one L4 per k3s box by default, so the dev overlay asks
+    for one GPU and caps --max-model-len instead of planning TP 2."""
+    res = run("new-model", "llama-3.1-8b", "--env", "dev", "--cloud", "k3s", "--gpu", "l4", repo=repo)
+    assert res.exit_code == 0, res.output
+    assert "note: --max-model-len capped to 32000" in res.stdout and "--gpus-per-node 2" in res.stdout
+    d = repo / "overlays" / "dev-llama-3-1-8b"
+    doc = yamlio.load_file(d / "compose-plan.yaml")
+    assert "gpus_per_node" not in doc["inputs"] and "max_model_len" not in doc["inputs"]  # defaults, replayed
+    assert (doc["plan"]["gpus_per_node"], doc["plan"]["tensor_parallel_size"], doc["plan"]["max_model_len"]) == (1, 1, 32000)
+    resources = yamlio.load_file(d / "patch-resources.yaml")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "1"
+    readme = (d / "README.md").read_text()
+    assert "## Context capped to one node" in readme and "--max-model-len 32000" in readme
+    assert run("check", "dev-llama-3-1-8b", "--crd-dir", str(crds), repo=repo).exit_code == 0
+    assert run("regen", "--all", "--check", repo=repo).exit_code == 0
+    # With two GPUs per box the full context fits at TP 2; the input is recorded.
+    res = run("new-model", "llama-3.1-8b", "--cloud", "k3s", "--gpu", "l4", "--gpus-per-node", "2", "--name", "two",
+              repo=repo)
+    assert res.exit_code == 0, res.output
+    doc = yamlio.load_file(repo / "overlays" / "dev-two" / "compose-plan.yaml")
+    assert doc["inputs"]["gpus_per_node"] == 2
+    assert (doc["plan"]["tensor_parallel_size"], doc["plan"]["max_model_len"]) == (2, 131072)
+    assert "--gpus-per-node 2" in (repo / "overlays" / "dev-two" / "README.md").read_text()
+
+
+def test_gpus_per_node_help_states_the_bound():
+    res = run("new-model", "--help")
+    assert "--gpus-per-node" in res.stdout and "1-16" in res.stdout

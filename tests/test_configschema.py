@@ -61,7 +61,7 @@ def write(tmp_path: Path, cfg, raw: str | None = None) -> Path:
         ({"quantization_config": {"quant_method": "modelopt", "quantization": "FP8"}},
          "quantization_config.quantization", "mapping"),
         ({"num_local_experts": 8, "num_experts_per_tok": 9}, "num_experts_per_tok", "exceeds"),
-        ({"max_position_embeddings": 1 << 20, "rope_scaling": {"rope_type": "yarn", "factor": 1000}},
+        ({"max_position_embeddings": 1 << 20, "rope_scaling": {"rope_type": "linear", "factor": 1000}},
          "rope_scaling", "exceeds"),
     ],
 )

@@ -448,7 +448,8 @@ def test_sync_policy_of_every_application(repo: Path):
     assert "CreateNamespace=true" in models["template"]["spec"]["syncPolicy"]["syncOptions"]
     assert models["goTemplate"] is True
     assert models["template"]["metadata"]["name"] == "{{.path.basename}}"
-    assert models["template"]["spec"]["destination"]["namespace"] == "{{.path.basename}}"
+    # A canary (overlays/<x>-canary) deploys into its stable overlay's namespace <x>.
+    assert models["template"]["spec"]["destination"]["namespace"] == '{{ trimSuffix "-canary" .path.basename }}'
     assert models["template"]["spec"]["source"]["path"] == "{{.path.path}}"
 
 
@@ -481,7 +482,7 @@ def test_project_permits_everything_the_overlays_and_addons_render(repo: Path, k
         assert project["spec"]["sourceRepos"] == [
             yaml.safe_load((root / "argocd" / "root.yaml").read_text())["spec"]["source"]["repoURL"]]
         targets = [(i.path, i.namespace) for i in list_overlays(root)]
-        targets.append((root / "base" / "nvidia-device-plugin", gitops.ADDONS_NAMESPACE))
+        targets.append((root / "base" / "nvidia-device-plugin", gitops.addon_namespace("base/nvidia-device-plugin")))
         for path, ns in targets:
             for d in kustomize(kubectl, path):
                 assert _project_allows(project, d, ns) is None, (path, _project_allows(project, d, ns))

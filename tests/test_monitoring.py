@@ -47,9 +47,11 @@ def test_thresholds_derive_from_the_plan(figures):
     assert figures.ttft_p95_slo_seconds == pytest.approx(16 / 2.5 + 1.0)
     assert rules["VLLMTTFTP95OverSLO"]["expr"].endswith("> 7.4")
     assert "derived" in rules["VLLMTTFTP95OverSLO"]["annotations"]["description"]
-    # KEDA falls back after failureThreshold (3) + 1 failed polls of 15 s.
-    assert rules["VLLMKedaFallbackActive"]["for"] == "1m"
+    # KEDA falls back after failureThreshold (3) + 1 failed polls of 15 s; the alert also
+    # waits one start-up (900 s), during which a first deploy fails the query harmlessly.
+    assert rules["VLLMKedaFallbackActive"]["for"] == "15m"
     assert ">= 4" in rules["VLLMKedaFallbackActive"]["expr"]
+    assert "currentReplicasIfHigher" in rules["VLLMKedaFallbackActive"]["annotations"]["description"]
     assert "--max-num-queued-reqs=512" in rules["VLLMAdmissionRejections"]["annotations"]["description"]
 
 
@@ -58,8 +60,9 @@ def test_ttft_slo_override_and_keda_settings():
     rules = _rules(al.prometheus_rule(f))
     assert rules["VLLMTTFTP95OverSLO"]["expr"].endswith("> 3")
     assert "set by the overlay" in rules["VLLMTTFTP95OverSLO"]["annotations"]["description"]
-    assert rules["VLLMKedaFallbackActive"]["for"] == "3m"  # (5 + 1) * 30 s
+    assert rules["VLLMKedaFallbackActive"]["for"] == "15m"  # max((5 + 1) * 30 s, 900 s start-up)
     assert ">= 6" in rules["VLLMKedaFallbackActive"]["expr"]
+    assert "[6m]" in rules["VLLMKedaFallbackActive"]["expr"]  # window: 2 x (5 + 1) polls of 30 s
 
 
 @pytest.mark.parametrize(
@@ -201,7 +204,9 @@ def test_rendered_rules_agree_with_their_scaled_objects():
         assert f"{t.query} > {limit}" in alerts["VLLMQueueBacklogAtMaxReplicas"]["expr"], source
         assert f'deployment="{t.deployment}"' in alerts["VLLMQueueBacklogAtMaxReplicas"]["expr"], source
         assert f">= {t.max_replicas}" in alerts["VLLMQueueBacklogAtMaxReplicas"]["expr"], source
-        assert alerts["VLLMKedaFallbackActive"]["for"] == al.duration((t.failure_threshold + 1) * t.polling_interval)
+        budget = _seconds(alerts["VLLMMetricsAbsent"]["for"]) - al.ABSENT_MARGIN_SECONDS
+        assert _seconds(alerts["VLLMKedaFallbackActive"]["for"]) == max((t.failure_threshold + 1) * t.polling_interval,
+                                                                        budget), source
         assert f'scaledObject="{t.scaled_object}"' in alerts["VLLMKedaFallbackActive"]["expr"], source
         checked += 1
     if not checked:
@@ -304,3 +309,10 @@ def test_component_defaults_match_the_base():
     )
     ref = mon.reference_figures()
     assert (t.namespace, t.max_replicas) == (ref.namespace, ref.max_replicas)
+
+
+def _seconds(duration: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    import re
+
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", duration))

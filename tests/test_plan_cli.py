@@ -131,3 +131,55 @@ def test_any_standard_decoder_config_plans_as_json(tmp_path, name):
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["fits"] is True and d["tensor_parallel_size"] == 2 and d["kv_cache_tokens"] > 0
+
+
+# --------------------------------------------------------------------------- issue 13 catalog models
+
+NEW_MODELS = {
+    "gpt-oss-20b": "h100-80gb", "gpt-oss-120b": "h100-80gb", "deepseek-v3": "h200", "deepseek-r1": "b200",
+    "gemma-3-27b": "h100-80gb", "llama-4-scout": "h200", "llama-4-maverick": "h200",
+    "qwen3-235b-a22b-fp8": "h100-80gb", "qwen3-30b-a3b-fp8": "l40s", "qwen3-next-80b-a3b": "h100-80gb",
+    "qwen2.5-vl-7b": "l4", "mistral-small-3.1-24b": "h100-80gb", "mistral-small-3.2-24b": "rtx-pro-6000",
+    "phi-4": "l40s",
+}
+
+
+@pytest.mark.parametrize("model, gpu", sorted(NEW_MODELS.items()))
+def test_plan_covers_each_new_model_with_its_layer_groups(model, gpu):
+    length = min(32768, catalog.get_model(model).context_length)
+    res = run("plan", model, "--gpu", gpu, "--max-model-len", str(length))
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert "fits" in lines[0]
+    group_rows = [line for line in lines if line.startswith("  kind ")]
+    assert group_rows, "no kv_layer_groups rows"
+    kinds = {row.split(",")[0].split()[-1] for row in group_rows}
+    expected = {k for k in catalog.get_model(model).architecture().kinds}
+    assert kinds == expected
+    assert any(line.startswith("  sampler_warmup:") for line in lines)
+
+
+def test_plan_json_carries_layer_groups_and_profile_terms():
+    res = run("plan", "gemma-3-27b", "--gpu", "h100-80gb", "--format", "json")
+    d = json.loads(res.stdout)
+    assert [g["kind"] for g in d["kv_layer_groups"]] == ["sliding", "full"]
+    sliding = d["kv_layer_groups"][0]
+    assert sliding["window"] == 1024 and sliding["groups"] == 6 and sliding["layers"] == 52
+    assert d["profile_terms_gib"]["mm_encoder_outputs"] > 0
+    assert d["explanations"]["kv_layer_groups"].startswith("7 groups")
+
+
+def test_deepseek_r1_larger_than_an_h100_node_names_the_ways_out():
+    res = run("plan", "deepseek-r1", "--gpu", "h100-80gb")
+    assert res.exit_code == EXIT_INVALID
+    line = res.stderr.strip()
+    assert "no --tensor-parallel-size up to 8 fits on one h100-80gb node" in line
+    assert "--gpu h200 fits at TP 8" in line
+    assert "pipeline parallelism across 2 h100-80gb nodes" in line and "LeaderWorkerSet" in line
+
+
+def test_expert_parallel_option():
+    res = run("plan", "qwen3-30b-a3b", "--gpu", "l4", "-tp", "4", "--enable-expert-parallel", "--format", "json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["enable_expert_parallel"] is True and d["request"]["enable_expert_parallel"] is True

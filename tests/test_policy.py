@@ -28,7 +28,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                 ("--tensor-parallel-size=2", "fails to start")),
     "startup-budget-below-floor": ("startup-budget", "startupProbe", ("startup budget 100 s", "300 s")),
     "startup-budget-below-estimate": ("startup-budget", "startupProbe",
-                                      ("startup budget 250 s", "900 s", "load-seconds-estimate")),
+                                      ("startup budget 280 s", "900 s", "load-seconds-estimate")),
     "overlay-without-estimate": ("startup-budget", "load-seconds-estimate", ("no load-time estimate",)),
     "grace-below-drain": ("grace-period", "terminationGracePeriodSeconds", ("40 < preStop 15 s + --shutdown-timeout", "the kubelet SIGKILLs vLLM")),
     "grace-without-margin": ("grace-period", "terminationGracePeriodSeconds", ("leaves 0 s", "margin")),
@@ -54,11 +54,45 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "dev-shm-unbounded": ("dev-shm", "volumes[dshm].emptyDir.sizeLimit", ("no sizeLimit",)),
     "service-links-on": ("service-links", "enableServiceLinks", ("VLLM_PORT",)),
     "rolling-max-unavailable": ("rolling-update", "maxUnavailable", ("maxUnavailable is 1",)),
-    "spot-grace-over-notice": ("spot-drain", "terminationGracePeriodSeconds", ("150 exceeds eks's 120 s",)),
+    "spot-drain-cut-to-notice": ("spot-drain", "containers[vllm].args", ("--shutdown-timeout=6 looks cut to gke's 15 s",
+                                                                          "rollouts, scale-in")),
     "runtime-class-on-eks": ("runtime-class", "runtimeClassName", ('RuntimeClass "nvidia" not found',)),
     "runtime-class-missing-on-k3s": ("runtime-class", "runtimeClassName", ("unset on k3s",)),
     "rwo-cache-on-gke": ("rwo-cache-only-on-k3s", "spec.accessModes", ("ReadWriteOnce on gke", "Multi-Attach")),
     "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
+    "route-backend-without-port": ("route-backends", "backendRefs[vllm]", ("Service backend without a port",)),
+    "pool-wrong-target-port": ("inference-pool", "spec.targetPorts", ("target port 9000",)),
+    # Security (compose/verify/security.py): Pod Security baseline ...
+    "privileged-container": ("privileged", "containers[vllm].securityContext", ("privileged: true",)),
+    "host-network": ("host-namespaces", "spec.template.spec.hostNetwork", ("node's network namespace",)),
+    "host-path-volume": ("host-path", "volumes[host-root].hostPath", ("hostPath volume '/'",)),
+    "host-port": ("host-port", "ports[http].hostPort", ("hostPort 8000",)),
+    "capability-sys-admin": ("capabilities", "capabilities.add", ("adds SYS_ADMIN",)),
+    "seccomp-unconfined": ("seccomp", "seccompProfile.type", ("Unconfined",)),
+    # ... and restricted
+    "run-as-root": ("run-as-non-root", "securityContext.runAsUser", ("runAsUser: 0",)),
+    "privilege-escalation": ("privilege-escalation", "allowPrivilegeEscalation", ("allowPrivilegeEscalation is True",)),
+    # Namespaces
+    "namespace-without-psa": ("namespace-pod-security", "metadata.labels", ("no Pod Security label",)),
+    "namespace-privileged": ("namespace-pod-security", "pod-security.kubernetes.io/enforce", ("enforces privileged",)),
+    "namespace-kube-system": ("namespace-reserved", "metadata.name", ("Namespace kube-system",)),
+    "namespace-prunable": ("namespace-protected", "sync-options", ("prune and delete",)),
+    # Pods: token, emptyDir; credentials; images
+    "sa-token-automounted": ("service-account-token", "automountServiceAccountToken", ("ServiceAccount default",)),
+    "emptydir-unbounded": ("emptydir-size-limit", "volumes[home].emptyDir.sizeLimit", ("no sizeLimit",)),
+    "api-key-inline": ("secret-env-inline", "env[VLLM_API_KEY]", ("written inline",)),
+    "token-in-env": ("secret-env-inline", "env[DOWNLOAD_OPTS]", ("aws-access-token",)),
+    "url-with-credentials": ("secret-in-url", "metadata.serverAddress", ("URL with credentials", "http://admi…@")),
+    "image-digest-malformed": ("image-digest", "containers[vllm].image", ("is not a digest",)),
+    "network-policy-blocks-prometheus": ("network-policy-flows", "spec.ingress", ("namespace monitoring", "falls back")),
+    "capacity-on-demand-missing": ("capacity-type", "spec.template.spec.affinity.nodeAffinity",
+                                   ("karpenter.sh/capacity-type=spot", "Karpenter prefers spot")),
+    "spread-minimum-may-share-a-node": ("spread", "topologySpreadConstraints",
+                                        ("minimum of 2 replicas has minDomains unset", "stacks")),
+    "prod-single-replica": ("prod-replicas", "spec.minReplicaCount", ("prod model runs a minimum of 1",)),
+    "keda-fallback-static": ("keda-fallback", "spec.fallback", ("behavior is static", "jumps above its minimum")),
+    "gpu-vendor-mismatch": ("gpu-vendor", "containers[vllm].resources",
+                            ("requests amd.com/gpu (amd)", "CUDA build", "nvidia.com/gpu.present=true")),
 }
 
 
@@ -174,3 +208,78 @@ def test_flag_list_is_the_pinned_release():
     assert {"--shutdown-timeout", "--max-num-queued-reqs", "--served-model-name"} <= flags
     assert not set(policy.REMOVED_FLAGS) & flags
     assert policy.valid_flags("0.0.1") is None
+
+
+def test_gpu_vendor_rejects_the_old_mi300x_overlay():
+    """What compose used to write for --gpu mi300x: an NVIDIA pod labelled mi300x."""
+    import copy
+
+    docs = copy.deepcopy(build(str(REPO / "base/vllm")).docs)
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    labels = dep["spec"]["template"]["metadata"].setdefault("labels", {})
+    labels[policy.GPU_LABEL] = "l4"
+    assert policy.check_policy(docs, "x", README_OK, rules=["gpu-vendor"]) == []
+    labels[policy.GPU_LABEL] = "mi300x"
+    (finding,) = policy.check_policy(docs, "x", README_OK, rules=["gpu-vendor"])
+    assert finding.field.endswith("labels.vllm-compose.io/gpu") and "Pod Security" in finding.problem
+
+
+def test_spread_rule_cases():
+    import copy
+
+    base = build(str(REPO / "base/vllm")).docs
+
+    def variant(max_replicas=3, min_replicas=1, cloud=None, edit=None):
+        docs = copy.deepcopy(base)
+        so = next(d for d in docs if d["kind"] == "ScaledObject")
+        so["spec"].update(minReplicaCount=min_replicas, maxReplicaCount=max_replicas)
+        so["spec"]["fallback"]["replicas"] = min_replicas
+        dep = next(d for d in docs if d["kind"] == "Deployment")
+        if cloud:
+            dep["metadata"]["annotations"][policy.CLOUD_ANNOTATION] = cloud
+        if edit:
+            edit(dep["spec"]["template"]["spec"])
+        return [f.problem for f in policy.check_policy(docs, "x", README_OK, rules=["spread"])]
+
+    assert variant() == []  # the base's spread covers any maximum above a floor of 1
+    assert variant(max_replicas=1) == []
+    assert any("share one node" in p for p in variant(edit=lambda s: s.pop("topologySpreadConstraints")))
+    assert any("no zone spread" in p for p in variant(edit=lambda s: s["topologySpreadConstraints"].pop(1)))
+
+    def zone_hard(spec):
+        spec["topologySpreadConstraints"][1]["whenUnsatisfiable"] = "DoNotSchedule"
+    assert any("zone spread is DoNotSchedule" in p for p in variant(edit=zone_hard))
+
+    def min_domains(spec):
+        spec["topologySpreadConstraints"][0]["minDomains"] = 2
+    assert variant(min_replicas=2, edit=min_domains) == []
+    # A single-node k3s box shares its node by design.
+    assert variant(min_replicas=2, cloud="k3s", edit=lambda s: s.pop("topologySpreadConstraints")) == []
+
+
+def test_prod_single_replica_with_a_reason_passes():
+    import copy
+
+    docs = copy.deepcopy(build(str(FIXTURES / "broken" / "prod-single-replica")).docs)
+    so = next(d for d in docs if d["kind"] == "ScaledObject")
+    so["metadata"].setdefault("annotations", {})[policy.SINGLE_REPLICA_REASON] = "batch embeddings; a cold start is fine"
+    assert policy.check_policy(docs, "x", README_OK) == []
+    so["metadata"]["annotations"][policy.SINGLE_REPLICA_REASON] = "  "
+    assert [f.field for f in policy.check_policy(docs, "x", README_OK)] == ["spec.minReplicaCount"]
+
+
+@pytest.mark.parametrize("fallback, problem", [
+    ({"behavior": "currentReplicasIfHigher", "replicas": 1}, None),
+    ({"behavior": "currentReplicas", "replicas": 9}, None),
+    ({"behavior": "currentReplicasIfHigher", "replicas": 3}, "jumps to 3 replicas"),
+    ({"behavior": "currentReplicasIfLower", "replicas": 1}, "drops capacity"),
+    ({"replicas": 1}, "scales the model down"),
+])
+def test_keda_fallback_behaviours(fallback, problem):
+    import copy
+
+    docs = copy.deepcopy(build(str(REPO / "base/vllm")).docs)
+    so = next(d for d in docs if d["kind"] == "ScaledObject")
+    so["spec"]["fallback"] = {"failureThreshold": 3, **fallback}
+    found = policy.check_policy(docs, "x", README_OK, rules=["keda-fallback"])
+    assert (problem is None and found == []) or (problem and problem in found[0].problem), found

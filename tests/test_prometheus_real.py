@@ -88,6 +88,76 @@ def test_keda_query_ignores_other_models_and_namespaces(fleet):
     assert fleet.prom.query(wrong) == []
 
 
+# --------------------------------------------------------------------------- a first deploy, seen by KEDA
+
+
+class ScalerError(Exception):
+    """What KEDA's Prometheus scaler returns instead of a value."""
+
+
+def keda_prometheus_value(result: list[dict], ignore_null_values: bool) -> float:
+    """KEDA's Prometheus scaler on a query result (kedacore/keda pkg/scalers/prometheus_scaler.go
+    @8b4f083c, L264-307): no series, or a series without a value, is 0 with ignoreNullValues
+    true and an error ("... target may be lost, the result is empty") with false; more than
+    one series is always an error."""
+    if len(result) > 1:
+        raise ScalerError("prometheus query returned multiple elements")
+    if not result or not result[0].get("value"):
+        if ignore_null_values:
+            return 0.0
+        raise ScalerError("prometheus metrics 'prometheus' target may be lost, the result is empty")
+    return float(result[0]["value"][1])
+
+
+def keda_fallback_replicas(behavior: str, current: int, fallback_replicas: int) -> int:
+    """The replica count KEDA makes the HPA compute once failures exceed failureThreshold
+    (kedacore/keda pkg/fallback/fallback.go doFallback, L242-271)."""
+    return {
+        "static": fallback_replicas,
+        "currentReplicas": current,
+        "currentReplicasIfHigher": max(current, fallback_replicas),
+        "currentReplicasIfLower": min(current, fallback_replicas),
+    }[behavior]
+
+
+def test_before_the_first_scrape_keda_sees_no_series_and_holds_the_minimum(fleet):
+    """A first deploy: the pods run, but vLLM serves no /metrics series until its model
+    is loaded (minutes for a 70B). Every rendered KEDA query then returns *no series*,
+    not 0; with ignoreNullValues "false" KEDA's scaler turns that into an error, and after
+    failureThreshold errors the fallback behaviour decides. Rendered: currentReplicasIfHigher
+    with replicas = minReplicaCount, so the count stays at the minimum a fresh Deployment was
+    scaled to (the old static fallback of maxReplicaCount jumped to the maximum)."""
+    _skip_without_targets()
+    t0 = targets()[0]
+    # A model that was never scraped: nothing at all under its name and namespace.
+    never = t0.query.replace(f'namespace="{t0.namespace}"', 'namespace="fresh-deploy-never-scraped"')
+    assert fleet.prom.query(never) == []
+    try:
+        for t in targets():
+            for pod in fleet.pods_of(t):
+                pod.serving = False  # loading: the scrape succeeds with no vLLM series
+        for t in targets():
+            result = fleet.prom.wait_for(t.query, lambda r: r == [])  # stale: no series, not 0
+            assert result == [], t.source
+            assert not t.ignore_null_values, f"{t.source}: an empty result must be an error, not 0"
+            with pytest.raises(ScalerError, match="result is empty"):
+                keda_prometheus_value(result, t.ignore_null_values)
+            # The HPA starts the Deployment at minReplicaCount; the fallback holds it there.
+            assert t.fallback_behavior == "currentReplicasIfHigher", t.source
+            assert t.fallback_replicas == t.min_replicas, t.source
+            held = keda_fallback_replicas(t.fallback_behavior, t.min_replicas, t.fallback_replicas)
+            assert held == t.min_replicas, t.source
+            # A Prometheus outage at a peak of max replicas holds the peak (never scales down).
+            assert keda_fallback_replicas(t.fallback_behavior, t.max_replicas, t.fallback_replicas) == t.max_replicas
+            # What the old static fallback (replicas = max) would have done to a fresh deploy:
+            assert keda_fallback_replicas("static", t.min_replicas, t.max_replicas) == t.max_replicas
+    finally:
+        set_baseline(fleet)
+    for t in targets():  # loaded: the series return and KEDA scales on the queue again
+        result = fleet.prom.wait_for(t.query, lambda r: ph.values(r) == [BASELINE_TOTAL])
+        assert keda_prometheus_value(result, t.ignore_null_values) == BASELINE_TOTAL
+
+
 # --------------------------------------------------------------------------- dashboard
 
 

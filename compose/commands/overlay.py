@@ -33,6 +33,21 @@ class KvDtype(str, Enum):
     fp8 = "fp8"
 
 
+class Router(str, Enum):
+    service = "service"
+    inference_pool = "inference-pool"
+
+
+class Mesh(str, Enum):
+    istio = "istio"
+
+
+class RouteMatch(str, Enum):
+    header = "header"
+    path = "path"
+    both = "both"
+
+
 class Fmt(str, Enum):
     text = "text"
     json = "json"
@@ -78,20 +93,69 @@ def new_model(
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
     replicas: Optional[str] = typer.Option(
         None, "--replicas", help="MIN:MAX for KEDA, 1 <= MIN <= MAX <= 1000 (default from env and plan)."),
+    single_replica_reason: Optional[str] = typer.Option(
+        None, "--single-replica-reason",
+        help="prod only: one line (1-200 printable characters) saying why fewer than 2 replicas is enough; "
+        "recorded in compose-plan.yaml and on the ScaledObject.",
+    ),
+    gpus_per_node: Optional[int] = typer.Option(
+        None, "--gpus-per-node", min=1, max=16,
+        help="GPUs on one node of your cluster, 1-16: the largest tensor-parallel size one pod may use "
+        "(default: 1 on k3s, else the largest node shape the catalog lists for the GPU on that cloud).",
+    ),
     tensor_parallel_size: Optional[int] = typer.Option(
         None, "--tensor-parallel-size", min=1, max=_MAX_GPUS, help="GPUs per replica (1 to 64; default: smallest that fits)."),
     gpu_memory_utilization: Optional[float] = typer.Option(
-        None, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU for vLLM, 0.05 to 1 (default 0.9)."
+        None, "--gpu-memory-utilization", min=0.05, max=1.0,
+        help="Fraction of each GPU for vLLM, 0.05 to 1 (default: vLLM's, 0.92 in 0.33)."
     ),
     kv_cache_dtype: Optional[KvDtype] = typer.Option(None, "--kv-cache-dtype", help="fp8 halves KV bytes per token."),
     prometheus_url: Optional[str] = typer.Option(
-        None, "--prometheus-url", help="Prometheus KEDA queries: an http(s) URL, at most 2048 characters."),
+        None, "--prometheus-url", help="Prometheus KEDA queries: an http(s) URL, at most 2048 characters, no credentials."),
+    image: Optional[str] = typer.Option(
+        None, "--image", help="Another vLLM image, pinned: a reference, or a tag of vllm/vllm-openai "
+        "(default: the base's v0.33.0; at most 512 characters, no credentials)."
+    ),
     hf_repo: Optional[str] = typer.Option(
         None, "--hf-repo", help="Hugging Face repository ORG/NAME to download (default: the catalog's, or the "
         "config's _name_or_path when it is one; required otherwise)."),
     revision: Optional[str] = typer.Option(
-        None, "--revision", help="Hub revision to download, a commit SHA to pin it (default: the catalog's; "
-        "required for a config.json)."),
+        None, "--revision", help="Hub commit SHA (40 hex) of the weights (default: the catalog's pinned revision; "
+        "required for a config.json)."
+    ),
+    gateway: Optional[str] = typer.Option(
+        None, "--gateway", help="NS/NAME of the shared Gateway to route from (adds the gateway component)."
+    ),
+    hostname: Optional[str] = typer.Option(
+        None, "--hostname", help="The route's hostname, a DNS name of at most 253 characters (default: any)."),
+    route_match: Optional[RouteMatch] = typer.Option(
+        None, "--route-match", help="Match the model header (body-based router), the /<overlay> path, or both (default)."
+    ),
+    router: Optional[Router] = typer.Option(
+        None, "--router", help="service (default), or inference-pool: the Inference Extension's endpoint picker."
+    ),
+    mesh: Optional[Mesh] = typer.Option(
+        None, "--mesh", help="istio: VirtualService + DestinationRule (Istio's API) for the route."
+    ),
+    image_digest: Optional[str] = typer.Option(
+        None, "--image-digest", metavar="sha256:HEX",
+        help="Pin the vLLM image by digest on both containers (sha256:<64 hex>; crane digest vllm/vllm-openai:v0.33.0).",
+    ),
+    api_key_secret: Optional[str] = typer.Option(
+        None, "--api-key-secret", metavar="NAME",
+        help="Require `Authorization: Bearer <key>` on /v1: VLLM_API_KEY from key `api-key` of this Secret "
+        "(a Secret name, at most 253 characters).",
+    ),
+    network_policy: Optional[bool] = typer.Option(
+        None, "--network-policy/--no-network-policy",
+        help="components/network-policy: ingress on 8000 only from --allow-from, egress only DNS and HTTPS "
+        "(default: on in staging and prod).",
+    ),
+    allow_from: Optional[list[str]] = typer.Option(
+        None, "--allow-from", metavar="NAMESPACE",
+        help="Namespace whose clients may reach port 8000; repeatable, at most 32 (default: gateway). The Prometheus "
+        "namespace of --prometheus-url is always admitted for /metrics.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write nothing; print what would change and a git-apply-able diff."),
     force: bool = typer.Option(False, "--force", help="Regenerate an existing overlay (hand-edited files are kept)."),
     repo: Optional[Path] = RepoOpt,
@@ -102,8 +166,9 @@ def new_model(
     Examples:
       compose new-model qwen2.5-7b --cloud gke --gpu l4 --spot --target-rps 30
       compose new-model models/my-llama/config.json --hf-repo me/my-llama --revision 3f2a...e1 --gpu l4
+      compose new-model qwen2.5-7b --gateway gateway-system/inference   # behind a shared Gateway
     """
-    from compose.generate import overlay
+    from compose.generate import overlay, routing
     from compose.publish import regenerate
 
     root = open_repo(repo)
@@ -121,12 +186,24 @@ def new_model(
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
         replicas=replicas,
+        single_replica_reason=single_replica_reason,
+        gpus_per_node=gpus_per_node,
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype.value if kv_cache_dtype else None,
+        image=routing.normalize_image(image),
         hf_repo=hf_repo,
         revision=revision,
+        gateway=gateway,
+        hostname=hostname,
+        route_match=route_match.value if route_match else None,
+        router=router.value if router else None,
+        mesh=mesh.value if mesh else None,
         **({"prometheus_url": prometheus_url} if prometheus_url is not None else {}),
+        image_digest=image_digest,
+        api_key_secret=api_key_secret,
+        network_policy=network_policy,
+        allow_from=tuple(allow_from) if allow_from else None,
     )
     outcome = regenerate.new_model(root, opts, force=force, dry_run=dry_run)
     echo(outcome.report() or "no changes")
@@ -217,9 +294,15 @@ def check(
     ),
     crd_dir: Optional[Path] = typer.Option(None, "--crd-dir", help="Directory of CRDs (default ../shared/crds)."),
     fmt: Fmt = typer.Option(Fmt.text, "--format", help="text, or json for CI bots."),
+    require_digest: bool = typer.Option(
+        False, "--require-digest", help="Every image must be pinned by digest (repo:tag@sha256:...), not only by tag."
+    ),
     repo: Optional[Path] = RepoOpt,
 ) -> None:
     """Build, schema-check, policy-check and plan-check overlays; report every finding.
+
+    With --all, also scans every generated file (overlays/, base/, components/, argocd/,
+    flux/) for credentials and checks that no two overlays share a namespace.
 
     Example: compose check --all --kube-version 1.32 --crd-dir ../shared/crds
     """
@@ -234,7 +317,9 @@ def check(
         dirs = [root / d for d in kustomize.discover(root)]
     else:
         dirs = overlay.resolve_overlays(root, overlay_name, all_)
-    reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir)
+    reports = checks.check_directories(root, dirs, tuple(kube_version), crd_dir, require_digest=require_digest)
+    if all_:
+        reports.append(checks.check_repository(root))
     if fmt is Fmt.json:
         echo(json.dumps(checks.summary(reports), indent=2, sort_keys=True))
     else:

@@ -32,8 +32,9 @@ def plan_cmd(
         None, "--gpu-memory-gib", min=0.0, max=1024.0, help="Total GiB of another GPU, as CUDA reports it (up to 1024)."),
     tensor_parallel_size: Optional[int] = typer.Option(
         None, "--tensor-parallel-size", "-tp", min=1, max=64, help="1 to 64; default: the smallest that fits on one node."),
-    gpu_memory_utilization: float = typer.Option(
-        0.9, "--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of each GPU vLLM may use (0.05 to 1)."),
+    gpu_memory_utilization: Optional[float] = typer.Option(
+        None, "--gpu-memory-utilization", min=0.05, max=1.0,
+        help="Fraction of each GPU vLLM may use, 0.05 to 1 (default: vLLM's, 0.92 in 0.33)."),
     max_model_len: Optional[int] = typer.Option(
         None, "--max-model-len", min=1, max=1 << 24, help="1 to 16777216; default: the model's context length."),
     max_num_batched_tokens: Optional[int] = typer.Option(
@@ -41,6 +42,9 @@ def plan_cmd(
     max_num_seqs: Optional[int] = typer.Option(
         None, "--max-num-seqs", min=1, max=1 << 16, help="1 to 65536; default: vLLM's, capped by the KV cache."),
     kv_cache_dtype: str = typer.Option("auto", "--kv-cache-dtype", help="auto or fp8."),
+    enable_expert_parallel: Optional[bool] = typer.Option(
+        None, "--enable-expert-parallel/--no-expert-parallel",
+        help="Deal MoE experts out whole over the GPUs (default: only when TP cannot split them)."),
     gpus_per_node: Optional[int] = typer.Option(
         None, "--gpus-per-node", min=1, max=64, help="1 to 64; default: from the GPU catalog."),
     prompt_tokens: Optional[int] = typer.Option(
@@ -50,7 +54,13 @@ def plan_cmd(
     target_rps: Optional[float] = typer.Option(
         None, "--target-rps", min=0.0, max=100_000.0, help="Requests per second to size replicas for (up to 100000)."),
     spot_notice_seconds: Optional[int] = typer.Option(
-        None, "--spot-notice-seconds", min=1, max=3600, help="Fit the drain in this preemption notice (up to 3600)."),
+        None, "--spot-notice-seconds", min=1, max=3600,
+        help="The preemption notice, for the drain explanation (up to 3600)."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Where the weights are read from at start-up: efs, filestore-basic-hdd, "
+        "filestore-basic-ssd, azure-files-standard, azure-files-premium, local-path, local-nvme (default)."),
+    concurrent_loads: Optional[int] = typer.Option(
+        None, "--concurrent-loads", min=1, max=1000, help="Replicas loading from that storage at once, 1 to 1000 (default 1)."),
     vllm_version: Optional[str] = typer.Option(
         None, "--vllm-version", help="vLLM version to model, X.Y.Z (default 0.33.0; at most 64 characters)."),
     hf_repo: Optional[str] = typer.Option(None, "--hf-repo", help="Hugging Face repository ORG/NAME to record in the plan."),
@@ -74,9 +84,10 @@ def plan_cmd(
         model=model, gpu=gpu, gpu_memory_gib=gpu_memory_gib, tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, kv_cache_dtype=kv_cache_dtype,
+        enable_expert_parallel=enable_expert_parallel,
         gpus_per_node=gpus_per_node, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         target_rps=target_rps, spot_notice_seconds=spot_notice_seconds, vllm_version=vllm_version,
-        hf_repo=hf_repo, revision=revision,
+        hf_repo=hf_repo, revision=revision, storage=storage, concurrent_loads=concurrent_loads,
     )
     req = planner.PlanRequest(**{k: v for k, v in given.items() if v is not None})
     if fmt is Fmt.json:
@@ -90,7 +101,8 @@ def plan_cmd(
 
 
 def format_plan(result) -> str:
-    """The plan as a table: figure, value, and how it was derived."""
+    """The plan as a table: figure, value, and how it was derived; the KV layer
+    groups and the profile terms follow as indented rows under their figure."""
     skip = {"request", "explanations"}
     rows = [(f.name, _cell(getattr(result, f.name))) for f in dataclasses.fields(result) if f.name not in skip]
     width = max(len(k) for k, _ in rows)
@@ -100,7 +112,18 @@ def format_plan(result) -> str:
     lines = [head, "", f"{'figure'.ljust(width)}  {'value'.ljust(value_width)}  how it was derived"]
     for key, value in rows:
         lines.append(f"{key.ljust(width)}  {value.ljust(value_width)}  {result.explanations.get(key, '')}")
+        for sub in _sub_rows(key, getattr(result, key)):
+            lines.append(f"  {sub}")
     return "\n".join(lines)
+
+
+def _sub_rows(key: str, value) -> list[str]:
+    """One line per KV layer group kind, or per non-zero profile term."""
+    if key == "kv_layer_groups":
+        return [", ".join(f"{k} {v}" for k, v in group.items()) for group in value]
+    if key == "profile_terms_gib":
+        return [f"{name}: {gib} GiB" for name, gib in value.items() if gib]
+    return []
 
 
 def _cell(value) -> str:
@@ -108,6 +131,10 @@ def _cell(value) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list):
+        return f"{len(value)} kind(s), below"
+    if isinstance(value, dict):
+        return f"{sum(1 for v in value.values() if v)} term(s), below"
     return str(value)
 
 

@@ -91,3 +91,37 @@ class Findings(ComposeError):
 
 class Drift(Findings):
     """Generated files differ from what the generator would write now."""
+
+
+# --- talking to a live cluster (compose/cluster/, `compose doctor` and `compose status`)
+
+
+class ClientMissing(ComposeError):
+    """The optional Kubernetes client is not installed (`pip install 'vllm-compose[cluster]'`)."""
+
+
+class ClusterError(ComposeError):
+    """Base class for answers (or silence) from a live cluster."""
+
+
+class ClusterUnreachable(ClusterError):
+    """No cluster answers with the resolved kubeconfig (refused, timeout, TLS, 401)."""
+
+
+class ClusterApiError(ClusterError):
+    """The API server answered a read with an error status; checks turn it into a finding."""
+
+    exit_code = EXIT_FINDINGS
+
+    def __init__(self, message: str, status: int = 0, path: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.path = path
+
+
+class NotFound(ClusterApiError):
+    """HTTP 404: the object (or the API group) does not exist."""
+
+
+class Forbidden(ClusterApiError):
+    """HTTP 403: the identity in the kubeconfig may not read this."""

@@ -23,10 +23,17 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:56] + "...'"
+
+
 def check_label(value: str, what: str, max_len: int = 63) -> str:
-    if not value or len(value) > max_len or not _DNS1123_LABEL.match(value):
+    """A DNS-1123 label of at most `max_len` characters (the length is checked before the
+    pattern, so a hostile value costs nothing)."""
+    if not isinstance(value, str) or not value or len(value) > max_len or not _DNS1123_LABEL.match(value):
         raise InvalidName(
-            f"invalid {what} {value!r}: use lower-case letters, digits and '-', "
+            f"invalid {what} {_shown(value)}: use lower-case letters, digits and '-', "
             f"starting and ending with a letter or digit, at most {max_len} characters"
         )
     return value
@@ -37,7 +44,7 @@ def overlay_name(env: str, slug: str) -> str:
     if env not in ENVS:
         raise InvalidName(f"invalid --env {env!r}: choose one of {', '.join(ENVS)}")
     if "/" in slug or "\\" in slug or slug.startswith("."):
-        raise InvalidName(f"invalid --name {slug!r}: a name, not a path (no '/', '\\' or leading '.')")
+        raise InvalidName(f"invalid --name {_shown(slug)}: a name, not a path (no '/', '\\' or leading '.')")
     check_label(slug, "--name")
     name = f"{env}-{slug}"
     if len(name) > MAX_OVERLAY_NAME:
@@ -46,3 +53,53 @@ def overlay_name(env: str, slug: str) -> str:
             f"it must be at most {MAX_OVERLAY_NAME}: pass a shorter --name"
         )
     return check_label(name, "overlay name", MAX_OVERLAY_NAME)
+
+
+# --------------------------------------------------------------------------- namespaces a model may not use
+
+# Namespaces other owners already hold. A model overlay owns its Namespace (it renders
+# it, and Argo CD/Flux apply it), so pointing one at these would hand a platform
+# namespace to a model's lifecycle. Go path.Match globs, as the Argo CD AppProject
+# uses them (compose/publish/gitops.py builds the project's clusterResourceBlacklist
+# from the same list, and tests/test_gitops.py checks no allowed pattern matches one).
+ARGOCD_NAMESPACE = "argocd"
+FLUX_NAMESPACE = "flux-system"
+MONITORING_NAMESPACE = "monitoring"
+# Cluster add-ons live in a namespace named after their directory (base/<addon>),
+# labelled with exactly the Pod Security level they need.
+ADDON_NAMESPACES = ("nvidia-device-plugin",)
+RESERVED_NAMESPACES: tuple[tuple[str, str], ...] = (
+    ("kube-*", "Kubernetes' own (kube-system, kube-public, kube-node-lease)"),
+    ("default", "the namespace every unqualified kubectl command lands in"),
+    (ARGOCD_NAMESPACE, "Argo CD's"),
+    (FLUX_NAMESPACE, "Flux's"),
+    (MONITORING_NAMESPACE, "Prometheus' (the monitoring stack)"),
+    *((ns, "a cluster add-on's (base/" + ns + ")") for ns in ADDON_NAMESPACES),
+)
+
+
+def _glob(pattern: str, name: str) -> bool:
+    """The subset of Go's path.Match these patterns use: a trailing '*'."""
+    return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+
+
+def reserved_namespace(name: str, extra: tuple[str, ...] = ()) -> str | None:
+    """Why `name` is not a model's to own, or None when it may be used."""
+    for pattern, owner in RESERVED_NAMESPACES:
+        if _glob(pattern, name):
+            return f"{name} is {owner} namespace"
+    if name in extra:
+        return f"{name} is the Prometheus namespace of --prometheus-url"
+    return None
+
+
+def check_namespace(value: str, what: str = "--namespace", extra: tuple[str, ...] = ()) -> str:
+    """A DNS-1123 label that no other owner holds (see RESERVED_NAMESPACES)."""
+    check_label(value, what)
+    why = reserved_namespace(value, extra)
+    if why:
+        raise InvalidName(
+            f"invalid {what} {value!r}: {why}, and a model overlay owns its namespace (renders it, labels it "
+            "Pod Security restricted); use one of its own, e.g. <env>-<name> (the default)"
+        )
+    return value

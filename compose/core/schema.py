@@ -24,6 +24,33 @@ from compose.core.errors import InvalidInput
 
 T = TypeVar("T")
 
+
+class FieldError(ValueError):
+    """Raised by a field validator with the complete one-line message of a domain check
+    (`invalid --router 'x': choose service or inference-pool`): `describe()` prints it as
+    it is for command-line options, and after the field's path for a file."""
+
+
+def checked(check: Any, kind: Any = str) -> Any:
+    """A pydantic BeforeValidator that runs `check(value)` (a function raising InvalidInput
+    with its own message, and checking the type and length first) on a non-None value:
+    the schema declares the field's type and bounds, and the rule lives in one function
+    that the code calls too, so a bad value gets the same message from both. A value of
+    another type than `kind` is left to the field's own (strict) type check, whose message
+    says what type it must be."""
+    from pydantic import BeforeValidator
+
+    def run(value: Any) -> Any:
+        if value is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return value
+        try:
+            check(value)
+        except InvalidInput as err:
+            raise FieldError(str(err)) from None
+        return value
+
+    return BeforeValidator(run)
+
 _MESSAGES = {
     "bool_type": "must be a boolean (true or false, not a string)",
     "int_type": "must be an integer",
@@ -57,9 +84,14 @@ def describe(err: Any, limit: int = 8, rename: Any = None) -> str:
             problem = f"must be {_BOUNDS[kind]} {next(iter(ctx.values()), '?')}"
         elif kind == "literal_error":
             problem = f"must be {ctx.get('expected', 'one of the allowed values')}"
-        elif kind in ("too_short", "too_long"):
+        elif kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
             problem = e["msg"].replace("List should have", "must have").replace("String should have", "must have")
             problem = problem.replace("Value should have", "must have")
+            problem = problem[:1].lower() + problem[1:]
+        elif kind == "value_error" and isinstance(ctx.get("error"), FieldError):
+            name = field_path(e["loc"])
+            parts.append(str(ctx["error"]) if rename else f"{name}: {ctx['error']}")
+            continue
         elif kind == "value_error":
             problem = str(ctx.get("error", e["msg"]))
         else:
@@ -87,9 +119,16 @@ def field_path(loc: tuple) -> str:
 
 
 def short_repr(value: Any, limit: int = 40) -> str:
-    """A value as the message shows it: short, and a string that looks like a boolean says so."""
+    """A value as the message shows it: short, a string that looks like a boolean says so,
+    and one that holds a credential is not shown at all."""
     if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
         return f"the string {value!r}"
+    if isinstance(value, str):
+        from compose.core import secrets
+
+        head = value[:600]
+        if secrets.leaks(head) or secrets.userinfo_like(head):
+            return "a value with credentials, not shown"
     if isinstance(value, (dict, list)) and len(repr(value)) > limit:
         return kind_of(value)
     text = repr(value)
@@ -112,4 +151,4 @@ def validate(model: type[T], data: Any, source: str, fix: str) -> T:
         raise InvalidInput(f"{source}: {describe(err)}; {fix}") from None
 
 
-__all__ = ["describe", "field_path", "short_repr", "kind_of", "validate"]
+__all__ = ["FieldError", "checked", "describe", "field_path", "short_repr", "kind_of", "validate"]

@@ -438,7 +438,7 @@ def _recover_one(repo: Path, tdir: Path) -> str:
     with deferred_signals():
         if doc.get("state") == "commit":
             try:
-                _apply_entries(entries, "recovering")
+                _apply_entries(entries, "recovering", root)
                 outcome = "completed"
             except OSError:
                 doc["state"] = "rollback"
@@ -475,7 +475,7 @@ class _Entry:
         return cls(repo / doc["path"], _unb64(doc["new"]), int(doc["mode"]), _unb64(doc["old"]), doc.get("old_mode"))
 
 
-def _apply_entries(entries: list[_Entry], point: str) -> None:
+def _apply_entries(entries: list[_Entry], point: str, root: Path | None = None) -> None:
     dirs = set()
     for entry in entries:
         if entry.new is None:
@@ -488,8 +488,30 @@ def _apply_entries(entries: list[_Entry], point: str) -> None:
             _write_bytes_atomic(entry.path, entry.new, entry.mode)
         dirs.add(entry.path.parent)
         fault(point)
+    if root is not None:
+        dirs |= _prune_emptied(entries, root)
     for d in sorted(dirs):
-        _fsync_dir(d)
+        if d.is_dir():
+            _fsync_dir(d)
+
+
+def _prune_emptied(entries: list[_Entry], root: Path) -> set[Path]:
+    """Remove the directories a change's deletions left empty (`compose canary promote`
+    deletes a whole overlay), below the repository's top-level directories; returns the
+    parents to fsync. A rollback recreates them (`_rollback` makes every parent)."""
+    touched: set[Path] = set()
+    for entry in entries:
+        if entry.new is not None or not entry.path.is_relative_to(root):
+            continue
+        d = entry.path.parent
+        while d.is_relative_to(root) and d != root and d.parent != root:
+            try:
+                os.rmdir(d)
+            except OSError:
+                break  # not empty (or gone): stop here
+            touched.add(d.parent)
+            d = d.parent
+    return touched
 
 
 def _rollback(entries: list[_Entry], created_dirs: list[str], point: str) -> None:
@@ -847,7 +869,7 @@ class Transaction:
             _write_json_atomic(journal, doc)  # the commit point
             fault("committed")
             try:
-                _apply_entries(entries, "applying")
+                _apply_entries(entries, "applying", self.repo)
             except OSError as err:
                 doc["state"] = "rollback"
                 _write_json_atomic(journal, doc)

@@ -101,6 +101,9 @@ class AlertFigures:
     kv_cache_tokens: int
     keda_polling_interval_seconds: int = KEDA_POLLING_INTERVAL_SECONDS
     keda_failure_threshold: int = KEDA_FAILURE_THRESHOLD
+    # The overlay's `app.kubernetes.io/instance` while a canary shares its namespace and
+    # model name (compose.generate.routing.scope_instance); None otherwise.
+    instance: str | None = None
 
     @classmethod
     def from_plan(
@@ -113,6 +116,7 @@ class AlertFigures:
         *,
         keda_polling_interval_seconds: int = KEDA_POLLING_INTERVAL_SECONDS,
         keda_failure_threshold: int = KEDA_FAILURE_THRESHOLD,
+        instance: str | None = None,
     ) -> "AlertFigures":
         """Figures for one overlay from a `Plan.to_dict()` and the composer's choices."""
         needed = (
@@ -141,6 +145,7 @@ class AlertFigures:
             kv_cache_tokens=int(plan["kv_cache_tokens"]),
             keda_polling_interval_seconds=int(keda_polling_interval_seconds),
             keda_failure_threshold=int(keda_failure_threshold),
+            instance=instance,
         )
         figures.check()
         return figures
@@ -191,12 +196,16 @@ class AlertFigures:
 
     @property
     def fallback_for_seconds(self) -> int:
-        return self.fallback_errors * self.keda_polling_interval_seconds
+        """Failing for as many polls as KEDA needs to fall back, and for at least one
+        start-up: a first deploy fails the query until its first pod has loaded (vLLM
+        serves no /metrics before), which fallback behaviour currentReplicasIfHigher
+        makes harmless; VLLMKedaScalerErrors (warning) reports errors sooner."""
+        return max(self.fallback_errors * self.keda_polling_interval_seconds, self.startup_budget_seconds)
 
     @property
     def fallback_window_seconds(self) -> int:
         """At least two failing polls per threshold step and two minutes of scrapes."""
-        return max(120, 2 * self.fallback_for_seconds)
+        return max(120, 2 * self.fallback_errors * self.keda_polling_interval_seconds)
 
 
 def derive_ttft_slo(queue_threshold: float, replica_throughput_rps: float) -> float:
@@ -255,17 +264,20 @@ class Alert:
         return {"severity": self.severity, "namespace": figures.namespace, "model_name": figures.served_model_name}
 
     def rule(self, figures: AlertFigures) -> dict:
+        return self.rule_with_labels(self.labels(figures))
+
+    def rule_with_labels(self, labels: dict[str, str]) -> dict:
         return {
             "alert": self.name,
             "expr": self.expr,
             "for": duration(self.for_seconds) if self.for_seconds else "0s",
-            "labels": self.labels(figures),
+            "labels": labels,
             "annotations": {"summary": self.summary, "description": self.description, "runbook": self.runbook},
         }
 
 
 def _vllm(metric: str, f: AlertFigures) -> str:
-    return m.model_selector(metric, f.served_model_name, f.namespace)
+    return m.model_selector(metric, f.served_model_name, f.namespace, f.instance)
 
 
 def _pods(f: AlertFigures, **extra: str) -> dict:
@@ -280,7 +292,8 @@ def _backlog(f: AlertFigures) -> Alert:
         )
         + f") >= {f.max_replicas}"
     )
-    expr = f"{m.queue_depth_query(f.served_model_name, f.namespace)} > {number(f.backlog_threshold)}\nand on()\n{at_max}"
+    expr = (f"{m.queue_depth_query(f.served_model_name, f.namespace, f.instance)} > {number(f.backlog_threshold)}"
+            f"\nand on()\n{at_max}")
     return Alert(
         "VLLMQueueBacklogAtMaxReplicas", expr, BACKLOG_FOR_SECONDS, "warning",
         f"{f.served_model_name}: queue above the autoscaling target at max replicas",
@@ -462,13 +475,15 @@ def _keda_fallback(f: AlertFigures) -> Alert:
     )
     return Alert(
         "VLLMKedaFallbackActive", expr, f.fallback_for_seconds, "critical",
-        f"{f.served_model_name}: KEDA scales on fallback replicas, not on the queue",
+        f"{f.served_model_name}: KEDA holds the replica count instead of scaling on the queue",
         f"KEDA's scaler for ScaledObject {f.scaled_object} in {f.namespace} has kept failing for more than "
-        f"fallback.failureThreshold={f.keda_failure_threshold} polls (every {f.keda_polling_interval_seconds} s): "
-        "KEDA now holds fallback.replicas and ignores the queue (KEDA exports no fallback metric; sustained "
-        "scaler errors are its signal).",
-        "Fix the trigger as for VLLMKedaScalerErrors; until then the replica count is fixed at "
-        "fallback.replicas whatever the load.",
+        f"fallback.failureThreshold={f.keda_failure_threshold} polls (every {f.keda_polling_interval_seconds} s), "
+        f"for longer than one start-up ({f.startup_budget_seconds} s, the time a first deploy fails before its "
+        "first pod serves /metrics): with fallback.behavior currentReplicasIfHigher KEDA holds max(current "
+        "replicas, minReplicaCount) and ignores the queue, so it will not scale out under load (KEDA exports no "
+        "fallback metric; sustained scaler errors are its signal).",
+        "Fix the trigger as for VLLMKedaScalerErrors; until then the replica count stays where it was "
+        "whatever the load.",
     )
 
 
@@ -504,7 +519,7 @@ def generated_header(what: str) -> str:
     )
 
 
-def alerts_patch(figures: AlertFigures, header: str | None = None) -> str:
+def alerts_patch(figures: AlertFigures, header: str | None = None, extra_groups: list[dict] = ()) -> str:
     """Text of an overlay's `patch-alerts.yaml` (strategic merge on PrometheusRule `vllm`)."""
     why = (
         "# Why: components/monitoring ships alerts for the base's reference model. This patch\n"
@@ -515,11 +530,13 @@ def alerts_patch(figures: AlertFigures, header: str | None = None) -> str:
         "# A strategic merge replaces a custom resource's lists whole, so spec.groups is exactly\n"
         "# this file's. Each alert and its runbook: components/monitoring/README.md.\n"
     )
+    if extra_groups:
+        why += f"# While a canary runs, group {', '.join(g['name'] for g in extra_groups)} compares it with these pods.\n"
     patch = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": {"name": RULE_NAME},
-        "spec": {"groups": rule_groups(figures)},
+        "spec": {"groups": rule_groups(figures) + list(extra_groups)},
     }
     return (header if header is not None else generated_header("patch-alerts.yaml")) + why + yamlio.dump(patch)
 

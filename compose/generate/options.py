@@ -9,6 +9,7 @@ file to a person.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 from compose.core.errors import InvalidInput
@@ -62,10 +63,43 @@ class Options:
     kv_cache_dtype: str | None = None
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
     hf_repo: str | None = None  # Hub id to download (default: the catalog's, or the config's _name_or_path)
-    revision: str | None = None  # Hub revision to pin (default: the catalog's)
+    # What runs (issue 14): another vLLM image, another Hub revision of the weights.
+    image: str | None = None  # full reference, e.g. vllm/vllm-openai:v0.34.0 (default: the base's pin)
+    revision: str | None = None  # 40-hex Hub commit (default: the catalog's pin)
+    # One endpoint for every model (issue 14; compose/generate/routing.py).
+    gateway: str | None = None  # "NS/NAME": the Gateway the route attaches to
+    hostname: str | None = None  # the route's hostname (default: every hostname of the listener)
+    route_match: str | None = None  # header | path | both (default both)
+    router: str | None = None  # service | inference-pool (default service)
+    mesh: str | None = None  # istio: Istio's own API (VirtualService, DestinationRule)
+    # Canary rollouts (compose canary ...): the stable overlay records the canary's
+    # share of traffic, the canary overlay records whose canary it is.
+    canary_weight: int | None = None
+    canary_of: str | None = None
+    shared_cache: bool | None = None  # the canary mounts its stable overlay's weight cache
+    # Security (issue 11). None means "the environment's default" (see network_policy_on).
+    image_digest: str | None = None  # sha256:<64 hex>, pinned on both vLLM containers
+    api_key_secret: str | None = None  # Secret whose key `api-key` becomes VLLM_API_KEY
+    network_policy: bool | None = None  # components/network-policy; default on in staging and prod
+    allow_from: tuple[str, ...] | None = None  # namespaces that may reach port 8000
+    # GPUs on one node of the target: the largest tensor-parallel size one pod may
+    # use. None until resolved (k3s: 1; a managed cloud: the catalog's largest node
+    # shape for the GPU there); compose records the resolved value.
+    gpus_per_node: int | None = None
+    # prod only: why this model may run fewer than MIN_REPLICAS["prod"] replicas
+    # (one line; also written as the ScaledObject annotation SINGLE_REPLICA_REASON).
+    single_replica_reason: str | None = None
+
+    def __post_init__(self):
+        if self.allow_from is not None and not isinstance(self.allow_from, tuple):
+            object.__setattr__(self, "allow_from", tuple(self.allow_from))
 
     def to_inputs(self) -> dict:
-        return {k: v for k, v in sorted(dataclasses.asdict(self).items()) if v is not None}
+        out = {}
+        for k, v in sorted(dataclasses.asdict(self).items()):
+            if v is not None:
+                out[k] = list(v) if isinstance(v, tuple) else v
+        return out
 
     @classmethod
     def from_inputs(cls, inputs: object, source: str = PLAN_FILE) -> "Options":
@@ -115,10 +149,11 @@ _INPUTS_MODEL = None
 
 
 def _build_inputs_model():
-    from typing import Literal, Optional
+    from typing import Annotated, Literal, Optional
 
     from pydantic import BaseModel, ConfigDict, Field
 
+    from compose.core.schema import checked
     from compose.plan import planner
 
     Count = Optional[int]
@@ -140,14 +175,33 @@ def _build_inputs_model():
         target_rps: Optional[float] = Field(None, gt=0, le=planner.MAX_TARGET_RPS, allow_inf_nan=False)
         prompt_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
         output_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
-        replicas: Optional[str] = Field(None, min_length=1, max_length=64)
+        replicas: Annotated[Optional[str], checked(parse_replicas)] = Field(None, min_length=1, max_length=64)
         tensor_parallel_size: Count = Field(None, ge=1, le=planner.MAX_GPUS_PER_NODE)
         gpu_memory_utilization: Optional[float] = Field(
             None, ge=planner.MIN_GPU_MEMORY_UTILIZATION, le=1.0, allow_inf_nan=False)
         kv_cache_dtype: Optional[Literal["auto", "fp8"]] = None
-        prometheus_url: str = Field(DEFAULT_PROMETHEUS_URL, min_length=1, max_length=MAX_URL_LENGTH)
-        hf_repo: Optional[str] = Field(None, min_length=3, max_length=193)
-        revision: Optional[str] = Field(None, min_length=1, max_length=255)
+        prometheus_url: Annotated[str, checked(check_prometheus_url)] = Field(
+            DEFAULT_PROMETHEUS_URL, min_length=1, max_length=MAX_URL_LENGTH)
+        hf_repo: Annotated[Optional[str], checked(check_hf_repo)] = Field(None, min_length=3, max_length=193)
+        # Issues 10, 11 and 14: what runs, where it is routed, who may reach it, how it is spread.
+        image: Annotated[Optional[str], checked(check_image)] = Field(None, max_length=MAX_IMAGE_LENGTH)
+        revision: Annotated[Optional[str], checked(check_revision)] = Field(None, max_length=40)
+        gateway: Annotated[Optional[str], checked(check_gateway)] = Field(None, max_length=317)
+        hostname: Annotated[Optional[str], checked(check_hostname)] = Field(None, max_length=253)
+        route_match: Annotated[Optional[str], checked(check_route_match)] = Field(None, max_length=16)
+        router: Annotated[Optional[str], checked(check_router)] = Field(None, max_length=16)
+        mesh: Annotated[Optional[str], checked(check_mesh)] = Field(None, max_length=16)
+        canary_weight: Annotated[Optional[int], checked(check_canary_weight, int)] = None  # 0 to 100
+        canary_of: Annotated[Optional[str], checked(check_canary_of)] = Field(None, max_length=63)
+        shared_cache: Optional[bool] = None
+        image_digest: Annotated[Optional[str], checked(check_image_digest)] = Field(None, max_length=71)
+        api_key_secret: Annotated[Optional[str], checked(check_secret_name)] = Field(None, max_length=253)
+        network_policy: Optional[bool] = None
+        allow_from: Annotated[Optional[list[str]], checked(check_allow_from, (list, tuple))] = Field(
+            None, min_length=1, max_length=MAX_ALLOW_FROM)
+        gpus_per_node: Count = Field(None, ge=1, le=GPUS_PER_NODE_MAX)
+        single_replica_reason: Annotated[Optional[str], checked(check_reason_text)] = Field(
+            None, max_length=REASON_MAX_CHARS)
 
     class Wrapper(BaseModel):
         model_config = ConfigDict(strict=True, extra="forbid")
@@ -231,9 +285,20 @@ MAX_URL_LENGTH = 2048
 
 
 def check_prometheus_url(url: str) -> str:
-    """http(s)://host[:port][/path], printable ASCII without quotes, braces or spaces."""
+    """http(s)://host[:port][/path], printable ASCII without quotes, braces or spaces, and
+    never credentials (KEDA gets those from a TriggerAuthentication, not from Git)."""
     from urllib.parse import urlsplit
 
+    from compose.core import secrets
+
+    head = url[: MAX_URL_LENGTH + 1] if isinstance(url, str) else ""
+    leaks = secrets.leaks(head)
+    if leaks or secrets.userinfo_like(head):
+        what = f" ({leaks[0]})" if leaks else ""
+        raise InvalidInput(
+            f"invalid --prometheus-url: it carries credentials{what}, which would be written into Git; "
+            "give KEDA its credentials with a TriggerAuthentication instead (keda.sh docs, Prometheus scaler)"
+        )
     bad = set(' "\'`{}<>|^')
     ok = isinstance(url, str) and 0 < len(url) <= MAX_URL_LENGTH and url.isascii() and url.isprintable()
     ok = ok and not (set(url) & bad)
@@ -245,9 +310,8 @@ def check_prometheus_url(url: str) -> str:
         except ValueError:
             ok = False
     if not ok:
-        shown = repr(url) if len(str(url)) <= 60 else repr(str(url)[:57]) + "..."
         raise InvalidInput(
-            f"invalid --prometheus-url {shown}: an http(s) URL of at most {MAX_URL_LENGTH} characters, "
+            f"invalid --prometheus-url {_shown(url)}: an http(s) URL of at most {MAX_URL_LENGTH} characters, "
             f"e.g. {DEFAULT_PROMETHEUS_URL}"
         )
     return url
@@ -259,6 +323,208 @@ BASE_REFERENCE = Options(
     model="llama-3.1-8b", env="dev", cloud="k3s", gpu="l4", max_model_len=8192, monitoring=False, namespace="vllm"
 )
 
+
+
+def prometheus_namespace(url: str) -> str | None:
+    """The namespace of an in-cluster Prometheus URL (`http://<svc>.<ns>.svc[...]:9090`),
+    or None when the host names no Service (an IP, an external name)."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[2] == "svc" and parts[1]:
+        return parts[1]
+    return None
+
+
+def prometheus_namespaces(opts: "Options") -> tuple[str, ...]:
+    ns = prometheus_namespace(opts.prometheus_url)
+    return (ns,) if ns else ()
+
+
+# --------------------------------------------------------------------------- security options
+
+# The vLLM image; the tag is the planner's vLLM version (plan["vllm_version"]).
+VLLM_IMAGE = "vllm/vllm-openai"
+DIGEST_FORM = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Key of the API-key Secret that `--api-key-secret NAME` reads (as the hf-token Secret's `token`).
+API_KEY_SECRET_KEY = "api-key"
+# Environments whose overlays get components/network-policy unless --no-network-policy.
+NETWORK_POLICY_ENVS = ("staging", "prod")
+# Where client traffic comes from by default: a Gateway / ingress controller deployed
+# in a namespace named `gateway` (rename with --allow-from).
+DEFAULT_GATEWAY_NAMESPACE = "gateway"
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def check_image_digest(digest: str | None) -> str | None:
+    if digest is None:
+        return None
+    if not DIGEST_FORM.match(digest):
+        raise InvalidInput(
+            f"invalid --image-digest {digest[:80]!r}: use sha256:<64 lower-case hex digits>, the image index digest "
+            "of the release (crane digest vllm/vllm-openai:v<version>)"
+        )
+    return digest
+
+
+def check_secret_name(name: str | None, what: str = "--api-key-secret") -> str | None:
+    if name is None:
+        return None
+    if not _SUBDOMAIN.match(name) or ".." in name:
+        raise InvalidInput(f"invalid {what} {name[:80]!r}: the name of a Secret in the model's namespace "
+                           "(lower-case letters, digits, '-' and '.', at most 253 characters)")
+    return name
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A value for a message: short, and never a credential."""
+    from compose.core.schema import short_repr
+
+    return short_repr(value, limit)
+
+
+MAX_IMAGE_LENGTH = 512
+MAX_ALLOW_FROM = 32
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?")
+_SHA = re.compile(r"[0-9a-f]{40}")
+_HOST = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+ROUTERS = ("service", "inference-pool")
+MESHES = ("istio",)
+ROUTE_MATCHES = ("header", "path", "both")
+
+
+def check_image(image: str) -> str:
+    """--image: a pinned reference (a tag other than latest/nightly, or an @sha256 digest),
+    at most MAX_IMAGE_LENGTH characters, never credentials (a registry authenticates with an
+    imagePullSecret)."""
+    from compose.core import secrets
+
+    if not isinstance(image, str) or not 0 < len(image) <= MAX_IMAGE_LENGTH:
+        raise InvalidInput(f"invalid --image {_shown(image)}: a pinned reference such as vllm/vllm-openai:v0.33.0 "
+                           f"of at most {MAX_IMAGE_LENGTH} characters")
+    if secrets.leaks(image) or secrets.userinfo_like(image) or "@" in image.split("@sha256:")[0]:
+        raise InvalidInput("invalid --image: it carries credentials, which would be written into Git; give the "
+                           "registry's credentials to the cluster as an imagePullSecret instead")
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    if not _IMAGE.fullmatch(image) or (":" not in last and "@" not in image):
+        raise InvalidInput(f"invalid --image {_shown(image)}: a pinned reference such as vllm/vllm-openai:v0.33.0 "
+                           "(a tag or an @sha256 digest)")
+    if last.rsplit(":", 1)[-1] in ("latest", "nightly") and "@" not in image:
+        raise InvalidInput(f"invalid --image {image!r}: a floating tag changes under you; pin a release tag or digest")
+    return image
+
+
+def check_revision(revision: str) -> str:
+    """--revision of new-model and canary start: the Hub commit the weights are cached by."""
+    if not isinstance(revision, str) or not _SHA.fullmatch(revision):
+        raise InvalidInput(f"invalid --revision {_shown(revision)}: a 40-character Hub commit SHA "
+                           "(the weights are cached by revision; a branch name would change under you)")
+    return revision
+
+
+def parse_gateway(text: str) -> tuple[str, str]:
+    """`NS/NAME` -> (namespace, name), both validated (a namespace label, a name of at most 253)."""
+    from compose.core import names
+
+    ns, sep, name = str(text).partition("/")
+    if not sep or "/" in name or len(str(text)) > 317:
+        raise InvalidInput(f"invalid --gateway {_shown(text)}: write NAMESPACE/NAME, e.g. gateway-system/inference")
+    names.check_label(ns, "--gateway namespace")
+    names.check_label(name, "--gateway name", 253)
+    return ns, name
+
+
+def check_gateway(text: str) -> str:
+    parse_gateway(text)
+    return text
+
+
+def check_hostname(host: str) -> str:
+    if not isinstance(host, str) or len(host) > 253 or not _HOST.fullmatch(host):
+        raise InvalidInput(f"invalid --hostname {_shown(host)}: a DNS name such as llm.example.com "
+                           "(a leading *. is allowed)")
+    return host
+
+
+def _choice(flag: str, choices: tuple[str, ...], why: str):
+    def check(value: str) -> str:
+        if value not in choices:
+            raise InvalidInput(f"invalid {flag} {_shown(value)}: {why}")
+        return value
+
+    return check
+
+
+check_router = _choice("--router", ROUTERS, "choose service or inference-pool")
+check_mesh = _choice("--mesh", MESHES, "the only mesh is istio")
+check_route_match = _choice("--route-match", ROUTE_MATCHES, "choose header, path, both")
+
+
+def check_canary_weight(weight: int) -> int:
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        raise InvalidInput(f"invalid canary weight {_shown(weight)}: a percentage, 0 to 100")
+    return weight
+
+
+def check_canary_of(name: str) -> str:
+    from compose.core import names
+
+    return names.check_label(name, "canary_of (the stable overlay's name)")
+
+
+def check_allow_from(namespaces: list[str]) -> list[str]:
+    from compose.core import names
+
+    if not isinstance(namespaces, (list, tuple)):
+        raise InvalidInput(f"--allow-from must be a list of namespaces, not {_shown(namespaces)}")
+    if len(namespaces) > MAX_ALLOW_FROM:
+        raise InvalidInput(f"--allow-from is given {len(namespaces)} times; at most {MAX_ALLOW_FROM} namespaces "
+                           "(label the clients' namespaces and admit them once)")
+    for ns in namespaces:
+        names.check_label(ns, "--allow-from")
+    return namespaces
+
+
+def check_reason_text(reason: str) -> str:
+    """--single-replica-reason: one printable line of 1-REASON_MAX_CHARS characters."""
+    if (not isinstance(reason, str) or len(reason) > REASON_MAX_CHARS or not reason.strip()
+            or not reason.isprintable()):
+        raise InvalidInput(f"--single-replica-reason must be one line of 1-{REASON_MAX_CHARS} printable characters")
+    return reason
+
+
+def check_hf_repo(value: str) -> str:
+    from compose.plan import catalog
+
+    return catalog.check_hub_id(value)
+
+
+def network_policy_on(opts: "Options") -> bool:
+    if opts.network_policy is not None:
+        return opts.network_policy
+    return opts.env in NETWORK_POLICY_ENVS or bool(opts.allow_from)
+
+
+def ingress_namespaces(opts: "Options", namespace: str | None = None) -> list[str]:
+    """Namespaces the network policy admits on port 8000: the clients' (--allow-from;
+    by default the namespace of --gateway NS/NAME, else `gateway`), always the
+    Prometheus namespace of --prometheus-url, whose scrape of /metrics feeds the KEDA
+    query (without it the ScaledObject falls back), and with `--router inference-pool`
+    the model's own namespace, where the endpoint picker scrapes every pod's /metrics
+    on 8000 to choose one (components/inference-pool)."""
+    if opts.allow_from:
+        clients = set(opts.allow_from)
+    elif opts.gateway:
+        clients = {opts.gateway.partition("/")[0]}
+    else:
+        clients = {DEFAULT_GATEWAY_NAMESPACE}
+    if opts.router == "inference-pool" and namespace:
+        clients.add(namespace)
+    return sorted(clients | set(prometheus_namespaces(opts) or ("monitoring",)))
 
 
 def parse_replicas(text: str | None) -> tuple[int, int] | None:
@@ -281,12 +547,43 @@ def parse_replicas(text: str | None) -> tuple[int, int] | None:
 
 # Production keeps two replicas so a node drain or a spot preemption never takes
 # the model down (a PodDisruptionBudget cannot both protect one replica and allow
-# the drain); dev and staging accept a cold start instead.
+# the drain); dev and staging accept a cold start instead. A prod overlay may go
+# below it only with a one-line reason (--single-replica-reason), recorded in
+# compose-plan.yaml and as this annotation on the ScaledObject (policy rule
+# prod-replicas).
 MIN_REPLICAS = {"prod": 2, "staging": 1, "dev": 1}
+SINGLE_REPLICA_REASON = "vllm-compose.io/single-replica-reason"
+REASON_MAX_CHARS = 200
+GPUS_PER_NODE_MAX = 16  # the largest single node any cloud sells has 8 or 16 GPUs
+
+
+def check_replica_reason(opts: "Options", lo: int) -> None:
+    """prod below MIN_REPLICAS needs a one-line reason; a reason needs such an overlay."""
+    reason = opts.single_replica_reason
+    floor = MIN_REPLICAS["prod"]
+    if reason is not None:
+        check_reason_text(reason)
+        if opts.env != "prod" or lo >= floor:
+            raise InvalidInput(
+                "drop --single-replica-reason: it explains a prod overlay with fewer than "
+                f"{floor} minimum replicas, and this one {'is not prod' if opts.env != 'prod' else f'keeps {lo}'}"
+            )
+    elif opts.env == "prod" and lo < floor:
+        raise InvalidInput(
+            f"prod keeps at least {floor} replicas so a drain or preemption never takes the model down; "
+            f"use --replicas {floor}:N, or say why one is enough with --single-replica-reason \"...\""
+        )
+
+
+# KEDA's fallback when the queue query keeps failing: hold max(current replicas,
+# fallback.replicas) (KEDA >= 2.17, pkg/fallback/fallback.go doFallback). With
+# fallback.replicas = the minimum, a first deploy (no /metrics while the model
+# loads) and a Prometheus outage never jump to a fixed count nor scale down.
+FALLBACK_BEHAVIOR = "currentReplicasIfHigher"
 
 
 def replica_bounds(opts: Options, plan: dict) -> tuple[int, int, int]:
-    """(min, max, fallback) for the ScaledObject."""
+    """(min, max, fallback) for the ScaledObject; fallback = min (FALLBACK_BEHAVIOR)."""
     explicit = parse_replicas(opts.replicas)
     needed = max(1, int(plan["replicas_for_target_rps"]))
     if explicit:
@@ -294,7 +591,5 @@ def replica_bounds(opts: Options, plan: dict) -> tuple[int, int, int]:
     else:
         lo = MIN_REPLICAS[opts.env]
         hi = max(lo, needed)
-    # If Prometheus is unreachable, run the capacity the target rate needs.
-    fallback = min(max(needed, lo), hi)
-    return lo, hi, fallback
+    return lo, hi, lo
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from compose.core import yamlio
 from compose.generate.alerts import KEDA_FAILURE_THRESHOLD
-from compose.generate.options import Options, header, replica_bounds
+from compose.generate.options import (
+    API_KEY_SECRET_KEY,
+    FALLBACK_BEHAVIOR,
+    SINGLE_REPLICA_REASON,
+    VLLM_IMAGE,
+    Options,
+    header,
+    replica_bounds,
+)
 from compose.plan import clouds as clouds_mod
 
 # Probe timeouts: at least 5 s, so a saturated server is not taken for dead
@@ -39,6 +47,8 @@ def patch_model_args(plan: dict) -> dict:
     ]
     if plan.get("kv_cache_dtype", "auto") != "auto":
         args.insert(-3, f"--kv-cache-dtype={plan['kv_cache_dtype']}")
+    if plan.get("enable_expert_parallel"):  # the planner chose to deal MoE experts out over the GPUs
+        args.insert(5, "--enable-expert-parallel")
     env = [
         {"name": "HF_MODEL_ID", "value": plan["hf_repo"]},
         {"name": "HF_REVISION", "value": plan.get("revision") or "main"},
@@ -54,11 +64,14 @@ def patch_model_args(plan: dict) -> dict:
 
 def patch_resources(plan: dict) -> dict:
     """GPU, memory and CPU for the server; the /dev/shm size counts against memory."""
+    from compose.plan import catalog
+
     gpus = str(plan["gpus_per_replica"])
     memory = _gi(plan["memory_request_gib"])
+    resource = catalog.get_gpu(plan["gpu"]).resource
     resources = {
-        "requests": {"cpu": str(plan["cpu_request"]), "memory": memory, "nvidia.com/gpu": gpus},
-        "limits": {"memory": memory, "nvidia.com/gpu": gpus},
+        "requests": {"cpu": str(plan["cpu_request"]), "memory": memory, resource: gpus},
+        "limits": {"memory": memory, resource: gpus},
     }
     return _deployment(
         {
@@ -100,19 +113,26 @@ def patch_probes_drain(plan: dict) -> dict:
     return doc
 
 
-def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
-    """KEDA bounds, threshold and query; the PDB follows the minimum."""
+def patch_scaling(plan: dict, opts: Options, namespace: str, instance: str | None = None) -> list[dict]:
+    """KEDA bounds, threshold and query; the PDB follows the minimum.
+
+    `instance` scopes the queue to this overlay's pods while a canary serves the same
+    model in the same namespace (compose.generate.routing.scope_instance)."""
     from compose.plan import metrics
 
     lo, hi, fallback = replica_bounds(opts, plan)
+    meta: dict = {"name": "vllm"}
+    if opts.single_replica_reason is not None:
+        meta["annotations"] = {SINGLE_REPLICA_REASON: opts.single_replica_reason}
     scaled = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": {"name": "vllm"},
+        "metadata": meta,
         "spec": {
             "minReplicaCount": lo,
             "maxReplicaCount": hi,
-            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback},
+            "fallback": {"failureThreshold": KEDA_FAILURE_THRESHOLD, "replicas": fallback,
+                         "behavior": FALLBACK_BEHAVIOR},
             "advanced": {
                 "horizontalPodAutoscalerConfig": {
                     "behavior": {
@@ -126,7 +146,7 @@ def patch_scaling(plan: dict, opts: Options, namespace: str) -> list[dict]:
                     "metricType": "AverageValue",
                     "metadata": {
                         "serverAddress": opts.prometheus_url,
-                        "query": metrics.queue_depth_query(plan["served_model_name"], namespace),
+                        "query": metrics.queue_depth_query(plan["served_model_name"], namespace, instance),
                         "threshold": str(plan["keda_queue_threshold"]),
                         "activationThreshold": str(plan["keda_activation_threshold"]),
                         "ignoreNullValues": "false",
@@ -154,20 +174,81 @@ def patch_storage(plan: dict) -> dict:
 
 
 def patch_placement(plan: dict, opts: Options) -> dict | None:
-    """Pin the GPU model (and spot capacity) with the cloud's node labels."""
+    """Pin the GPU model (and spot capacity) with the cloud's node labels, and keep
+    the minimum replicas on distinct nodes (minDomains on the base's hostname spread)."""
     from compose.plan import catalog
 
     cloud = clouds_mod.get(opts.cloud)
     selector: dict[str, str] = {}
     if cloud.gpu_label:
-        value = catalog.get_gpu(plan["gpu"]).node_label_value(cloud.name, int(plan["gpus_per_replica"]))
-        if value:
-            selector[cloud.gpu_label] = value
+        selector.update(catalog.get_gpu(plan["gpu"]).node_selector(
+            cloud.name, int(plan["gpus_per_replica"]), int(plan["cpu_request"])))
     if opts.spot and cloud.spot_label:
         selector[cloud.spot_label[0]] = cloud.spot_label[1]
-    if not selector:
+    pod: dict = {}
+    if selector:
+        pod["nodeSelector"] = selector
+    lo, _hi, _ = replica_bounds(opts, plan)
+    if lo >= 2 and not cloud.single_node:
+        # Fewer eligible nodes than minDomains count as a global minimum of 0, so
+        # each of the first `lo` replicas needs its own node (KEP-3022).
+        pod["topologySpreadConstraints"] = [
+            {"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule", "minDomains": lo}
+        ]
+    if not pod:
         return None
-    return _deployment({"nodeSelector": selector})
+    return _deployment(pod)
+
+
+def patch_image(plan: dict, digest: str, image: str | None = None) -> dict:
+    """Pin both vLLM containers to `digest`; the tag stays for readers (and for the
+    vllm-flags check, which reads the version from it). The image is `--image` when
+    given (compose canary, another release), else the planner's vLLM release."""
+    ref = (image or f"{VLLM_IMAGE}:v{plan['vllm_version']}").partition("@")[0]
+    image = f"{ref}@{digest}"
+    return _deployment(
+        {
+            "initContainers": [{"name": "download-weights", "image": image}],
+            "containers": [{"name": "vllm", "image": image}],
+        }
+    )
+
+
+def patch_api_key(secret: str) -> dict:
+    """VLLM_API_KEY from the Secret's `api-key`. vLLM 0.33.0 then requires
+    `Authorization: Bearer <key>` on /v1, /v2, /inference and /cohere only
+    (vllm/entrypoints/serve/middleware/authenticate.py:11 GUARDED_PREFIX, :59), so the
+    probes (/health) and Prometheus (/metrics) keep working without it; --api-key
+    would take precedence over the variable (middleware/register.py:32-36), and is
+    never set here."""
+    env = [{"name": "VLLM_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": API_KEY_SECRET_KEY, "optional": False}}}]
+    return _deployment({"containers": [{"name": "vllm", "env": env}]})
+
+
+def patch_network_policy(namespaces: list[str]) -> dict:
+    """The namespaces components/network-policy admits on port 8000."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "vllm"},
+        "spec": {
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [
+                                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}
+                                ]
+                            }
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 8000}],
+                }
+            ]
+        },
+    }
 
 
 def _deployment(pod_spec: dict) -> dict:
@@ -188,14 +269,25 @@ PATCH_WHY = {
     "patch-probes-drain.yaml": "Start-up budget from the model's load time, and the drain: preStop +\n"
     "# --shutdown-timeout + margin <= terminationGracePeriodSeconds.",
     "patch-scaling.yaml": "KEDA bounds, queue threshold and query for this model and namespace;\n"
-    "# the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
+    "# fallback holds max(current, MIN) while the query fails (first deploy, Prometheus\n"
+    "# outage); the PodDisruptionBudget keeps MIN-1 replicas through a drain.",
     "patch-storage.yaml": "Model cache sized from the checkpoint (weights on disk plus headroom).",
-    "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels.",
+    "patch-placement.yaml": "Pin the GPU model (and spot capacity) with the cloud's node labels; with two\n"
+    "# or more minimum replicas, minDomains keeps each of them on its own node.",
     "patch-alerts.yaml": "Alert thresholds from this overlay's plan.",
+    "patch-image.yaml": "Pin the vLLM image by digest on both containers (--image-digest); a tag can move,\n"
+    "# a digest cannot.",
+    "patch-api-key.yaml": "vLLM requires `Authorization: Bearer <key>` on /v1, /v2, /inference and /cohere;\n"
+    "# the key comes from a Secret (--api-key-secret), never from Git. /health and\n"
+    "# /metrics stay open for the probes and Prometheus: vLLM 0.33.0\n"
+    "# vllm/entrypoints/serve/middleware/authenticate.py:11 (GUARDED_PREFIX) and :59.",
+    "patch-network-policy.yaml": "The namespaces that may reach port 8000 (--allow-from): the gateway and\n"
+    "# Prometheus by default; components/network-policy allows nothing else in, and only\n"
+    "# DNS and HTTPS out.",
 }
 
 
-def _patch_text(fname: str, overlay: str, docs: dict | list[dict]) -> str:
+def _patch_text(fname: str, overlay: str, docs: dict | list[dict], why: str | None = None) -> str:
     body = yamlio.dump_all(docs if isinstance(docs, list) else [docs], sort_keys=True)
-    return header(fname, overlay) + f"#\n# Why: {PATCH_WHY[fname]}\n" + body
+    return header(fname, overlay) + f"#\n# Why: {why or PATCH_WHY[fname]}\n" + body
 

@@ -48,11 +48,12 @@ _CONTEXT_KEYS = (
     "model_max_length", "max_sequence_length", "max_seq_length", "seq_len",
 )
 # RoPE types whose factor is already folded into max_position_embeddings.
-_ROPE_NO_EXTEND = ("su", "longrope", "llama3", "default", "mrope")
-_QK_NORM_TYPES = ("qwen3", "qwen3_moe", "gemma3_text")
+# RoPE types whose factor vLLM 0.33 does not apply again (config/model.py
+# _get_and_verify_max_len: YaRN leaves max_position_embeddings already scaled).
+_ROPE_NO_EXTEND = ("su", "longrope", "llama3", "default", "mrope", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
+_QK_NORM_TYPES = ("qwen3", "qwen3_moe", "gemma3_text", "qwen3_next")
 _FOUR_NORM_TYPES = ("gemma2", "gemma3_text")
 _QKV_BIAS_TYPES = ("qwen2", "qwen2_moe")
-_ATTENTION_LAYER_TYPES = ("full_attention", "sliding_attention")
 # Older config spellings (transformers' attribute_map) -> the names used here.
 _ALIASES = {
     "n_embd": "hidden_size", "d_model": "hidden_size",
@@ -67,29 +68,55 @@ _UNGATED_MLP_TYPES = ("gpt2", "gpt_neox", "gptj", "opt", "falcon", "gpt_bigcode"
 
 # --------------------------------------------------------------------------- architecture
 
+# Per-layer attention kinds, as vLLM's KV-cache spec classes name them
+# (vllm/v1/kv_cache_interface.py): FullAttentionSpec, SlidingWindowSpec,
+# ChunkedLocalAttentionSpec, MLAAttentionSpec, MambaSpec (linear attention).
+LAYER_KINDS = ("full", "sliding", "chunked", "mla", "linear")
+_HF_LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "linear_attention": "linear",
+                   "chunked_attention": "chunked"}
+
+# Upper bounds for the fields this module reads beyond the basic shape: far above
+# any published model, low enough to catch a typo (an extra digit, a byte count).
+_MAX_DIM = 1 << 20
+_MAX_LAYERS = 4096
+_MAX_HEADS = 1 << 14
+_MAX_TOKENS = 1 << 27
+
 
 @dataclass(frozen=True)
 class Quantization:
-    """How a checkpoint stores its linear layers (from `quantization_config`)."""
+    """How a checkpoint stores its linear layers (from `quantization_config`).
+
+    `experts_only`: the scheme quantizes only the routed experts (MXFP4: vLLM's
+    Mxfp4Config.get_quant_method gives every LinearBase UnquantizedLinearMethod).
+    `kv_fp8`: the checkpoint declares an FP8 KV cache, so --kv-cache-dtype auto
+    resolves to fp8 (vllm/utils/torch_utils.py resolve_kv_cache_dtype_string).
+    """
 
     method: str
     bits: int
-    scale: str  # "tensor" | "channel" | "group" | "block"
-    group_size: int = 0  # inputs per scale ("group"), or the block edge ("block")
+    scale: str  # "tensor" | "channel" | "group" | "block" | "mx"
+    group_size: int = 0  # inputs per scale ("group", "mx"), or the block edge ("block")
     scale_bytes: int = 4
     zero_point: bool = False  # a packed zero point per group (AWQ, GPTQ, asymmetric int)
-    g_idx: bool = False  # GPTQ's int32 act-order index per input channel
+    g_idx: bool = False  # GPTQ's int32 act-order index per input channel (desc_act)
     ignore: tuple[str, ...] = ()
+    experts_only: bool = False
+    kv_fp8: bool = False
 
     def skips(self, module: str) -> bool:
         """Whether `module` is left unquantized.
 
         Plain names match exactly or as a substring (vLLM's is_layer_skipped for
-        AWQ/fbgemm); `re:` entries are regular expressions (compressed-tensors).
+        AWQ/fbgemm); `re:` entries are regular expressions (compressed-tensors);
+        `*` is a wildcard (MXFP4's `model.layers.*.self_attn`).
         """
         for pattern in self.ignore:
             if pattern.startswith("re:"):
                 if re.match(pattern[3:], module):
+                    return True
+            elif "*" in pattern:
+                if re.match(re.escape(pattern).replace(r"\*", r"[^.]+"), module):
                     return True
             elif pattern == module or pattern in module:
                 return True
@@ -105,6 +132,8 @@ class Quantization:
         if self.scale == "block":
             blocks = math.ceil(out_features / self.group_size) * math.ceil(in_features / self.group_size)
             return weights + blocks * self.scale_bytes
+        if self.scale == "mx":  # one e8m0 byte per group of inputs per output row
+            return weights + out_features * math.ceil(in_features / self.group_size) * self.scale_bytes
         groups = math.ceil(in_features / self.group_size) if self.group_size > 0 else 1
         extra = groups * out_features * self.scale_bytes
         if self.zero_point:
@@ -114,8 +143,75 @@ class Quantization:
         return weights + extra
 
     def describe(self) -> str:
-        detail = f"{self.scale} scales" if self.scale != "group" else f"group {self.group_size}"
-        return f"{self.method} {self.bits}-bit weights, {detail}"
+        detail = {"group": f"group {self.group_size}", "mx": f"e8m0 scale per {self.group_size}",
+                  "block": f"{self.group_size}x{self.group_size} block scales"}.get(self.scale, f"{self.scale} scales")
+        where = ", routed experts only" if self.experts_only else ""
+        return f"{self.method} {self.bits}-bit weights, {detail}{where}"
+
+
+@dataclass(frozen=True)
+class MLA:
+    """Multi-head latent attention (DeepSeek V2/V3): the KV cache stores one
+    latent of kv_lora_rank + qk_rope_head_dim per token and layer, not per head."""
+
+    kv_lora_rank: int
+    q_lora_rank: int  # 0: no query compression (q_proj instead of q_a/q_b)
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+    @property
+    def latent_dim(self) -> int:
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+
+@dataclass(frozen=True)
+class LinearAttention:
+    """Gated DeltaNet (Qwen3-Next): a fixed-size recurrent state per sequence."""
+
+    num_key_heads: int
+    num_value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+
+    @property
+    def key_dim(self) -> int:
+        return self.num_key_heads * self.key_head_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.num_value_heads * self.value_head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        return 2 * self.key_dim + self.value_dim
+
+
+@dataclass(frozen=True)
+class VisionTower:
+    """A multimodal model's image encoder and projector, counted by tensor.
+
+    `sharded_params` are the tower's linear weights (vLLM builds them as
+    Column/RowParallelLinear, split over TP with the default
+    --mm-encoder-tp-mode weights); `replicated_params` (patch embedding,
+    position tables, norms, biases of row-parallel layers) sit on every GPU.
+    `tokens_per_item` is the most decoder tokens one image becomes (the encoder
+    cache unit); `patches_per_item` the most patches the encoder sees for it.
+    """
+
+    kind: str
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    sharded_params: int
+    replicated_params: int
+    tokens_per_item: int
+    patches_per_item: int
+
+    @property
+    def params(self) -> int:
+        return self.sharded_params + self.replicated_params
 
 
 @dataclass(frozen=True)
@@ -135,7 +231,9 @@ class Architecture:
     max_position_embeddings: int
     rotary_dim: int
     dtype: str = "bfloat16"
+    rope_cache_positions: tuple[int, ...] = ()  # positions of each distinct RoPE cos/sin cache; () = (max_pos,)
     qkv_bias: bool = False
+    o_bias: bool = False
     mlp_bias: bool = False
     qk_norm: bool = False
     norms_per_layer: int = 2
@@ -144,9 +242,19 @@ class Architecture:
     experts_per_token: int = 0
     moe_intermediate_size: int = 0
     shared_expert_intermediate_size: int = 0
+    shared_expert_gate: bool = False  # Qwen2-MoE / Qwen3-Next: a [hidden -> 1] gate on the shared expert
+    expert_bias: bool = False  # gpt-oss: w13/w2 biases per expert
+    router_bias: bool = False  # gpt-oss: the router has a bias
+    router_score_bias: bool = False  # DeepSeek V3 noaux_tc: fp32 e_score_correction_bias [experts]
     moe_layers: frozenset[int] = frozenset()
+    layer_kinds: tuple[str, ...] = ()  # one per layer (LAYER_KINDS); () = all full attention
     sliding_window: int | None = None
-    sliding_layers: int = 0
+    attention_chunk_size: int | None = None
+    attention_output_gate: bool = False  # Qwen3-Next: q_proj also emits a per-head output gate
+    attention_sinks: bool = False  # gpt-oss: one learned sink logit per head and layer
+    mla: MLA | None = None
+    linear_attention: LinearAttention | None = None
+    vision: VisionTower | None = None
     quantization: Quantization | None = None
 
     @property
@@ -154,8 +262,29 @@ class Architecture:
         return bool(self.moe_layers)
 
     @property
+    def kinds(self) -> tuple[str, ...]:
+        """The attention kind of every layer ("full" when the config says nothing)."""
+        return self.layer_kinds or ("mla" if self.mla else "full",) * self.num_layers
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k in self.kinds if k == kind)
+
+    @property
+    def sliding_layers(self) -> int:
+        return self.count("sliding")
+
+    @property
     def full_attention_layers(self) -> int:
-        return self.num_layers - self.sliding_layers
+        return self.count("full")
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that keep a per-token KV cache (all but linear attention)."""
+        return self.num_layers - self.count("linear")
+
+    @property
+    def is_multimodal(self) -> bool:
+        return self.vision is not None
 
 
 @dataclass(frozen=True)
@@ -180,27 +309,35 @@ class ResolvedModel:
 def parse_config(cfg: Any, source: str = "config.json") -> Architecture:
     """Turn a config.json mapping into an Architecture, or raise one-line ConfigError.
 
+    Multimodal configs (text_config / vision_config) are read as their decoder
+    plus a VisionTower; the quantization config is the checkpoint's top-level one.
     The fields read here are first checked against their declared types and ranges
     (`compose.plan.configschema`), so the code below may trust them.
     """
     configschema.check(cfg, source)
     _reject_unsupported(cfg, source)
-    cfg = _with_standard_names(cfg)
-    model_type = str(cfg.get("model_type") or "")
-    hidden = _positive_int(cfg, "hidden_size", source)
-    layers = _positive_int(cfg, "num_hidden_layers", source)
-    heads = _positive_int(cfg, "num_attention_heads", source)
-    kv_heads = _positive_int(cfg, "num_key_value_heads", source, default=heads)
+    text, vision_cfg = _split_multimodal(cfg, source)
+    text = _with_family_defaults(_with_standard_names(text))
+    model_type = str(text.get("model_type") or "")
+    hidden = _positive_int(text, "hidden_size", source)
+    layers = _positive_int(text, "num_hidden_layers", source)
+    heads = _positive_int(text, "num_attention_heads", source)
+    kv_heads = _positive_int(text, "num_key_value_heads", source, default=heads)
     if heads % kv_heads:
         raise ConfigError(f"{source}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
-    head_dim = _head_dim(cfg, hidden, heads, source)
-    moe = _moe_fields(cfg, layers, source)
+    head_dim = _head_dim(text, hidden, heads, source)
+    moe = _moe_fields(text, layers, source)
     all_moe = len(moe.get("moe_layers", ())) == layers
     gated = model_type not in _UNGATED_MLP_TYPES
     default_inter = 0 if all_moe else (None if gated else 4 * hidden)  # GPT-2's n_inner: null = 4 x hidden
-    intermediate = _positive_int(cfg, "intermediate_size", source, default=default_inter)
-    context, max_pos = _context_length(cfg, source)
-    sliding_window, sliding_layers = _sliding(cfg, model_type, layers, context, source)
+    intermediate = _positive_int(text, "intermediate_size", source, default=default_inter)
+    if moe.pop("dense_intermediate_size", None):  # Llama 4: dense layers use intermediate_size_mlp
+        intermediate = _bounded_int(text, "intermediate_size_mlp", source, hi=_MAX_DIM)
+    context, max_pos = _context_length(text, source)
+    mla = _mla_fields(text, source)
+    linear = _linear_attention_fields(text, source)
+    kinds, window, chunk = _layer_kinds(text, model_type, layers, context, mla, linear, source)
+    quant = parse_quantization(cfg.get("quantization_config", text.get("quantization_config")), source)
     return Architecture(
         model_type=model_type,
         hidden_size=hidden,
@@ -209,41 +346,97 @@ def parse_config(cfg: Any, source: str = "config.json") -> Architecture:
         num_kv_heads=kv_heads,
         head_dim=head_dim,
         intermediate_size=intermediate,
-        vocab_size=_positive_int(cfg, "vocab_size", source),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        vocab_size=_positive_int(text, "vocab_size", source),
+        tie_word_embeddings=bool(text.get("tie_word_embeddings", False)),
         context_length=context,
         max_position_embeddings=max_pos,
-        rotary_dim=int(head_dim * float(cfg.get("partial_rotary_factor") or 1.0)),
-        dtype=_dtype(cfg, source),
-        qkv_bias=bool(cfg["attention_bias"]) if "attention_bias" in cfg else model_type in _QKV_BIAS_TYPES,
-        mlp_bias=bool(cfg.get("mlp_bias", False)),
+        rotary_dim=mla.qk_rope_head_dim if mla else int(head_dim * float(text.get("partial_rotary_factor") or 1.0)),
+        rope_cache_positions=_rope_cache_positions(text, max_pos, kinds),
+        dtype=_dtype(text, source),
+        qkv_bias=bool(text["attention_bias"]) if "attention_bias" in text else model_type in _QKV_BIAS_TYPES,
+        o_bias=model_type in _O_BIAS_TYPES and bool(text.get("attention_bias", False)),
+        mlp_bias=bool(text.get("mlp_bias", False)),
         qk_norm=model_type in _QK_NORM_TYPES,
         norms_per_layer=4 if model_type in _FOUR_NORM_TYPES else 2,
         gated_mlp=gated,
-        sliding_window=sliding_window,
-        sliding_layers=sliding_layers,
-        quantization=parse_quantization(cfg.get("quantization_config"), source),
+        layer_kinds=kinds,
+        sliding_window=window,
+        attention_chunk_size=chunk,
+        attention_output_gate=model_type in _OUTPUT_GATE_TYPES,
+        attention_sinks=model_type in _SINK_TYPES,
+        mla=mla,
+        linear_attention=linear,
+        vision=_vision_tower(cfg, vision_cfg, hidden, source) if vision_cfg is not None else None,
+        quantization=quant,
         **moe,
     )
+
+
+# Families whose o_proj carries a bias when attention_bias is set (gpt-oss);
+# Qwen2's attention_bias-free default biases q/k/v only.
+_O_BIAS_TYPES = ("gpt_oss",)
+_OUTPUT_GATE_TYPES = ("qwen3_next",)
+_SINK_TYPES = ("gpt_oss",)
+# Multimodal families the planner models: top-level model_type -> vision kind.
+_VISION_KINDS = {"gemma3": "siglip", "llama4": "llama4", "qwen2_5_vl": "qwen2_5_vl", "mistral3": "pixtral"}
 
 
 def _reject_unsupported(cfg: dict, source: str) -> None:
     if cfg.get("is_encoder_decoder"):
         raise ConfigError(f"{source}: encoder-decoder models are not supported; give a decoder-only model")
-    for key in ("text_config", "vision_config", "audio_config"):
-        if key in cfg:
+    if "audio_config" in cfg:
+        raise ConfigError(f"{source}: audio models (audio_config) are not supported; give a text or image-text model")
+    if "vision_config" in cfg or "text_config" in cfg:
+        kind = str(cfg.get("model_type") or "")
+        if kind not in _VISION_KINDS:
             raise ConfigError(
-                f"{source}: multimodal configs ({key}) are not supported; give a text-only decoder config"
+                f"{source}: multimodal model_type {kind!r} is not supported; "
+                f"supported: {', '.join(sorted(_VISION_KINDS))} (or give the text-only decoder config)"
             )
-    if cfg.get("kv_lora_rank"):
-        raise ConfigError(
-            f"{source}: multi-head latent attention (model_type {cfg.get('model_type')!r}) is not supported yet"
-        )
-    types = cfg.get("layer_types")
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    types = text.get("layer_types")
     if types is not None:
-        odd = sorted({str(t) for t in types} - set(_ATTENTION_LAYER_TYPES)) if isinstance(types, list) else [str(types)]
+        odd = (sorted({str(t) for t in types} - set(_HF_LAYER_TYPES)) if isinstance(types, list) else [str(types)])
         if odd:
-            raise ConfigError(f"{source}: layer_types {odd} are not supported (only full and sliding attention)")
+            raise ConfigError(f"{source}: layer_types {odd} are not supported "
+                              f"(full, sliding, chunked and linear attention are)")
+
+
+def _split_multimodal(cfg: dict, source: str) -> tuple[dict, dict | None]:
+    """(decoder config, vision config or None). Qwen2.5-VL keeps its decoder
+    fields at the top level; Gemma 3, Llama 4 and Mistral 3 nest them in text_config."""
+    vision = cfg.get("vision_config")
+    if "vision_config" in cfg and not isinstance(vision, dict):
+        raise ConfigError(f"{source}: vision_config must be a JSON object")
+    text = cfg.get("text_config")
+    if text is None:
+        return cfg, vision
+    if not isinstance(text, dict):
+        raise ConfigError(f"{source}: text_config must be a JSON object")
+    merged = dict(text)
+    for key in ("torch_dtype", "dtype", "tie_word_embeddings"):  # top-level values apply to the decoder too
+        if key in cfg and key not in merged:
+            merged[key] = cfg[key]
+    if "model_type" not in merged:
+        merged["model_type"] = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": "mistral"}.get(
+            str(cfg.get("model_type")), str(cfg.get("model_type") or ""))
+    return merged, vision
+
+
+# transformers' config-class defaults for keys the official configs leave out
+# (Gemma3TextConfig, Llama4TextConfig, Qwen3NextConfig). Only applied when absent.
+_FAMILY_DEFAULTS = {
+    "gemma3_text": {"vocab_size": 262208, "head_dim": 256, "num_attention_heads": 8, "num_key_value_heads": 4,
+                    "max_position_embeddings": 131072, "sliding_window": 4096, "sliding_window_pattern": 6,
+                    "tie_word_embeddings": True, "rope_local_base_freq": 10000.0},
+}
+
+
+def _with_family_defaults(cfg: dict) -> dict:
+    defaults = _FAMILY_DEFAULTS.get(str(cfg.get("model_type") or ""))
+    if not defaults:
+        return cfg
+    return {**defaults, **{k: v for k, v in cfg.items() if v is not None or k not in defaults}}
 
 
 def _with_standard_names(cfg: dict) -> dict:
@@ -267,6 +460,35 @@ def _positive_int(cfg: dict, key: str, source: str, default: int | None = None) 
     return value
 
 
+def _bounded_int(cfg: dict, key: str, source: str, hi: int, default: int | None = None, lo: int = 1) -> int:
+    """cfg[key] as an int in [lo, hi]; `default` when absent (None: required)."""
+    value = cfg.get(key)
+    if value is None:
+        if default is None:
+            raise ConfigError(f"{source}: missing {key!r}, which the planner needs for this architecture")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{source}: {key!r} must be an integer from {lo} to {hi}, got {value!r}; fix the config")
+    return value
+
+
+def _flag(cfg: dict, key: str, source: str, default: bool = False) -> bool:
+    """cfg[key] as a real JSON boolean (not 0/1 or "true")."""
+    value = cfg.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key!r} must be true or false, got {value!r}; fix the config")
+    return value
+
+
+def _int_list(cfg: dict, key: str, source: str, hi: int) -> list[int]:
+    value = cfg.get(key) or []
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi for v in value):
+        raise ConfigError(f"{source}: {key!r} must be a list of integers from 0 to {hi}, got {value!r}; fix the config")
+    return value
+
+
 def _head_dim(cfg: dict, hidden: int, heads: int, source: str) -> int:
     """The config's head_dim when present (Qwen3, Gemma 2), else hidden / heads."""
     if cfg.get("head_dim") is not None:
@@ -277,28 +499,59 @@ def _head_dim(cfg: dict, hidden: int, heads: int, source: str) -> int:
 
 
 def _moe_fields(cfg: dict, layers: int, source: str) -> dict:
-    experts = cfg.get("num_local_experts") or cfg.get("num_experts") or 0
-    if not isinstance(experts, int) or experts <= 1:
+    """Experts, their size and which layers have them.
+
+    Spellings: num_local_experts (Mixtral, gpt-oss, Llama 4), num_experts (Qwen),
+    n_routed_experts (DeepSeek). MoE layers: DeepSeek's first_k_dense_replace /
+    moe_layer_freq, Qwen's decoder_sparse_step / mlp_only_layers, Llama 4's
+    interleave_moe_layer_step (vllm/model_executor/models/{deepseek_v2,qwen3_moe,llama4}.py).
+    """
+    experts = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts") or 0
+    if isinstance(experts, bool) or not isinstance(experts, int) or experts <= 1:
         return {}
+    experts = _bounded_int({"experts": experts}, "experts", source, hi=_MAX_HEADS)
     per_token = _positive_int(cfg, "num_experts_per_tok", source)
     if per_token > experts:
         raise ConfigError(f"{source}: num_experts_per_tok ({per_token}) exceeds the {experts} experts; correct it")
+    model_type = str(cfg.get("model_type") or "")
+    llama4 = model_type == "llama4_text"
     moe_inter = cfg.get("moe_intermediate_size") or cfg.get("intermediate_size")
-    if not isinstance(moe_inter, int) or moe_inter <= 0:
+    if not isinstance(moe_inter, int) or isinstance(moe_inter, bool) or moe_inter <= 0:
         raise ConfigError(f"{source}: missing 'moe_intermediate_size' for a mixture-of-experts model")
+    if llama4:  # experts use intermediate_size; dense layers intermediate_size_mlp
+        moe_inter = _positive_int(cfg, "intermediate_size", source)
     step = cfg.get("decoder_sparse_step") or 1
-    dense_first = cfg.get("first_k_dense_replace") or 0
-    mlp_only = set(cfg.get("mlp_only_layers") or [])
-    moe_layers = frozenset(
-        i for i in range(layers) if i not in mlp_only and i >= dense_first and (i + 1) % step == 0
-    )
-    return {
+    freq = _bounded_int(cfg, "moe_layer_freq", source, hi=_MAX_LAYERS, default=1)
+    dense_first = _bounded_int(cfg, "first_k_dense_replace", source, hi=_MAX_LAYERS, default=0, lo=0)
+    mlp_only = set(_int_list(cfg, "mlp_only_layers", source, hi=_MAX_LAYERS))
+    if llama4:
+        interleave = _bounded_int(cfg, "interleave_moe_layer_step", source, hi=_MAX_LAYERS, default=1)
+        moe_layers = frozenset(i for i in range(layers) if (i + 1) % interleave == 0)
+    else:
+        moe_layers = frozenset(
+            i for i in range(layers)
+            if i not in mlp_only and i >= dense_first and (i + 1) % step == 0 and i % freq == 0
+        )
+    shared = int(cfg.get("shared_expert_intermediate_size") or 0)
+    n_shared = _bounded_int(cfg, "n_shared_experts", source, hi=_MAX_HEADS, default=0, lo=0)
+    if n_shared:  # DeepSeek: n_shared_experts x moe_intermediate_size, one TP-sharded MLP
+        shared = n_shared * moe_inter
+    if llama4:  # one shared expert of the expert size (vllm llama4.py Llama4MoE.shared_expert)
+        shared = moe_inter
+    out = {
         "num_experts": experts,
         "experts_per_token": per_token,
         "moe_intermediate_size": moe_inter,
-        "shared_expert_intermediate_size": int(cfg.get("shared_expert_intermediate_size") or 0),
+        "shared_expert_intermediate_size": shared,
+        "shared_expert_gate": bool(cfg.get("shared_expert_intermediate_size")),
+        "expert_bias": model_type == "gpt_oss",
+        "router_bias": model_type == "gpt_oss",
+        "router_score_bias": cfg.get("topk_method") == "noaux_tc",
         "moe_layers": moe_layers,
     }
+    if llama4 and len(moe_layers) < layers:
+        out["dense_intermediate_size"] = True
+    return out
 
 
 def _context_length(cfg: dict, source: str) -> tuple[int, int]:
@@ -310,10 +563,12 @@ def _context_length(cfg: dict, source: str) -> tuple[int, int]:
     max_pos = int(cfg.get("max_position_embeddings") or derived)
     rope = cfg.get("rope_scaling") or {}
     rope_type = rope.get("rope_type") or rope.get("type") if isinstance(rope, dict) else None
-    if isinstance(rope, dict) and "factor" in rope and rope_type not in _ROPE_NO_EXTEND:
-        if rope_type == "yarn" and rope.get("original_max_position_embeddings"):
-            derived = int(rope["original_max_position_embeddings"])
-        derived = int(derived * float(rope["factor"]))
+    gemma3 = "gemma3" in str(cfg.get("model_type") or "")  # already scaled (vLLM skips Gemma 3)
+    if isinstance(rope, dict) and "factor" in rope and rope_type not in _ROPE_NO_EXTEND and not gemma3:
+        factor = rope["factor"]
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1e4:
+            raise ConfigError(f"{source}: rope_scaling.factor must be a positive number, got {factor!r}; fix the config")
+        derived = int(derived * float(factor))
     if derived > configschema.MAX_CONTEXT:
         raise ConfigError(
             f"{source}: the context length derived from rope_scaling ({derived} tokens) exceeds "
@@ -322,10 +577,110 @@ def _context_length(cfg: dict, source: str) -> tuple[int, int]:
     return derived, max_pos
 
 
+def _rope_cache_positions(cfg: dict, max_pos: int, kinds: tuple[str, ...]) -> tuple[int, ...]:
+    """Rows of each RoPE cos/sin cache vLLM builds (one per distinct rope config, get_rope's
+    _ROPE_DICT): linear and dynamic-NTK scaling cache max_position x factor
+    (rotary_embedding/linear_scaling_rope.py, dynamic_ntk_scaling_rope.py
+    _compute_cos_sin_cache); Gemma 3's sliding layers add an unscaled local-base cache
+    (models/gemma3.py: rope_parameters per layer type)."""
+    rope = cfg.get("rope_scaling") if isinstance(cfg.get("rope_scaling"), dict) else {}
+    kind = rope.get("rope_type") or rope.get("type")
+    factor = rope.get("factor")
+    scaled = max_pos
+    if kind in ("linear", "dynamic") and isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0:
+        scaled = int(max_pos * float(factor))
+    if cfg.get("rope_local_base_freq") is not None and "sliding" in kinds and "full" in kinds:
+        return (scaled, max_pos)
+    return (scaled,)
+
+
+def _mla_fields(cfg: dict, source: str) -> MLA | None:
+    """DeepSeek V2/V3 latent attention (vllm/model_executor/models/deepseek_v2.py)."""
+    if not cfg.get("kv_lora_rank"):
+        return None
+    return MLA(
+        kv_lora_rank=_bounded_int(cfg, "kv_lora_rank", source, hi=_MAX_DIM),
+        q_lora_rank=_bounded_int(cfg, "q_lora_rank", source, hi=_MAX_DIM, default=0, lo=0),
+        qk_nope_head_dim=_bounded_int(cfg, "qk_nope_head_dim", source, hi=_MAX_DIM),
+        qk_rope_head_dim=_bounded_int(cfg, "qk_rope_head_dim", source, hi=_MAX_DIM),
+        v_head_dim=_bounded_int(cfg, "v_head_dim", source, hi=_MAX_DIM),
+    )
+
+
+def _linear_attention_fields(cfg: dict, source: str) -> LinearAttention | None:
+    """Gated DeltaNet sizes (vllm/model_executor/models/qwen3_next.py
+    get_mamba_state_shape_from_config): only for configs with linear-attention layers."""
+    types = cfg.get("layer_types")
+    has_linear = (isinstance(types, list) and "linear_attention" in types) or cfg.get("full_attention_interval")
+    if not has_linear:
+        return None
+    return LinearAttention(
+        num_key_heads=_bounded_int(cfg, "linear_num_key_heads", source, hi=_MAX_HEADS),
+        num_value_heads=_bounded_int(cfg, "linear_num_value_heads", source, hi=_MAX_HEADS),
+        key_head_dim=_bounded_int(cfg, "linear_key_head_dim", source, hi=_MAX_DIM),
+        value_head_dim=_bounded_int(cfg, "linear_value_head_dim", source, hi=_MAX_DIM),
+        conv_kernel=_bounded_int(cfg, "linear_conv_kernel_dim", source, hi=64),
+    )
+
+
+def _layer_kinds(cfg: dict, model_type: str, layers: int, context: int, mla: MLA | None,
+                 linear: LinearAttention | None, source: str) -> tuple[tuple[str, ...], int | None, int | None]:
+    """(kind per layer, sliding window, attention chunk) as vLLM builds its KV specs.
+
+    () means every layer is full attention (or MLA). Sources per family:
+    layer_types (gpt-oss, Gemma 3 saved by newer transformers, Qwen3-Next);
+    sliding_window_pattern (Gemma 3: layer i is local unless (i + 1) % pattern == 0);
+    Llama 4's no_rope_layers / attention_chunk_size (llama4.py: chunked unless NoPE);
+    Qwen3-Next's full_attention_interval.
+    """
+    if mla is not None:
+        return (), None, None
+    if linear is not None:
+        kinds = _linear_kinds(cfg, layers, source)
+        return kinds, None, None
+    chunk = cfg.get("attention_chunk_size")
+    if chunk is not None and model_type == "llama4_text":
+        chunk = _bounded_int(cfg, "attention_chunk_size", source, hi=_MAX_TOKENS)
+        interval = _bounded_int(cfg, "no_rope_layer_interval", source, hi=_MAX_LAYERS, default=4)
+        nope = _int_list(cfg, "no_rope_layers", source, hi=1) or [int((i + 1) % interval != 0) for i in range(layers)]
+        if len(nope) != layers:
+            raise ConfigError(f"{source}: no_rope_layers has {len(nope)} entries for {layers} layers; fix the config")
+        kinds = tuple("chunked" if uses_rope else "full" for uses_rope in nope)
+        return (kinds, None, chunk) if chunk < context else ((), None, None)
+    window, count = _sliding(cfg, model_type, layers, context, source)
+    if not count:
+        return (), None, None
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        kinds = tuple(_HF_LAYER_TYPES[str(t)] for t in types)
+    elif model_type == "gemma2":  # even layers are local (HF Gemma2 layer_types)
+        kinds = tuple("sliding" if i % 2 == 0 else "full" for i in range(layers))
+    elif cfg.get("sliding_window_pattern"):
+        pattern = _bounded_int(cfg, "sliding_window_pattern", source, hi=_MAX_LAYERS)
+        kinds = tuple("full" if (i + 1) % pattern == 0 else "sliding" for i in range(layers))
+    else:  # Qwen2/3 max_window_layers, Mistral v0.1: the last `count` layers slide
+        kinds = tuple("full" if i < layers - count else "sliding" for i in range(layers))
+    return kinds, window, None
+
+
+def _linear_kinds(cfg: dict, layers: int, source: str) -> tuple[str, ...]:
+    types = cfg.get("layer_types")
+    if isinstance(types, list):
+        if len(types) != layers:
+            raise ConfigError(f"{source}: layer_types has {len(types)} entries for {layers} layers; fix the config")
+        return tuple(_HF_LAYER_TYPES[str(t)] for t in types)
+    interval = _bounded_int(cfg, "full_attention_interval", source, hi=_MAX_LAYERS)
+    return tuple("full" if (i + 1) % interval == 0 else "linear" for i in range(layers))
+
+
 def _sliding(cfg: dict, model_type: str, layers: int, context: int, source: str) -> tuple[int | None, int]:
     """(window, number of sliding-window layers) as vLLM builds its KV specs."""
-    window = cfg.get("sliding_window")
-    if not isinstance(window, int) or window <= 0 or window >= context:
+    if cfg.get("sliding_window") is None:
+        return None, 0
+    window = _bounded_int(cfg, "sliding_window", source, hi=_MAX_TOKENS)
+    if cfg.get("sliding_window_pattern") is not None:
+        _bounded_int(cfg, "sliding_window_pattern", source, hi=_MAX_LAYERS)
+    if window >= context:
         return None, 0
     if "layer_types" in cfg:
         count = sum(1 for t in cfg["layer_types"] if t == "sliding_attention")
@@ -347,10 +702,101 @@ def _dtype(cfg: dict, source: str) -> str:
     return DTYPES[raw]
 
 
+# --------------------------------------------------------------------------- vision towers
+
+
+def _vision_tower(cfg: dict, vcfg: dict, text_hidden: int, source: str) -> VisionTower:
+    """The image encoder and projector of a supported multimodal family, by tensor."""
+    kind = _VISION_KINDS[str(cfg.get("model_type"))]
+    src = f"{source} vision_config"
+    hidden = _bounded_int(vcfg, "hidden_size", src, hi=_MAX_DIM)
+    inter = _bounded_int(vcfg, "intermediate_size", src, hi=_MAX_DIM)
+    layers = _bounded_int(vcfg, "num_hidden_layers" if kind != "qwen2_5_vl" else "depth", src, hi=_MAX_LAYERS)
+    patch = _bounded_int(vcfg, "patch_size", src, hi=1024, default=14)
+    channels = _bounded_int(vcfg, "num_channels" if kind != "qwen2_5_vl" else "in_chans", src, hi=16, default=3)
+    return _TOWERS[kind](cfg, vcfg, hidden, inter, layers, patch, channels, text_hidden, src)
+
+
+def _siglip(cfg, vcfg, h, inter, layers, patch, ch, text_hidden, src) -> VisionTower:
+    """Gemma 3: SigLIP encoder (vllm models/siglip.py) + Gemma3MultiModalProjector
+    (gemma3_mm.py: mm_input_projection_weight [vision, text] and an RMSNorm)."""
+    image = _bounded_int(vcfg, "image_size", src, hi=16384, default=896)
+    patches = (image // patch) ** 2
+    linears = layers * (4 * h * h + 2 * h * inter)
+    replicated = (ch * patch * patch * h + h + patches * h  # patch conv + bias, position table
+                  + layers * (4 * h + 4 * h + inter + h)  # 2 layer norms, q/k/v/o and fc biases
+                  + 2 * h)  # post layer norm
+    projector = h * text_hidden + h  # nn.Parameters: replicated on every GPU
+    tokens = _bounded_int(cfg, "mm_tokens_per_image", src, hi=_MAX_TOKENS, default=256)
+    return VisionTower("siglip", h, inter, layers, linears, replicated + projector, tokens, patches)
+
+
+def _pixtral(cfg, vcfg, h, inter, layers, patch, ch, text_hidden, src) -> VisionTower:
+    """Mistral 3: Pixtral encoder (vllm models/pixtral.py PixtralHFVisionModel, gated MLP,
+    RMSNorms, 2D RoPE) + Mistral3MultiModalProjector (patch merger of
+    spatial_merge_size^2 patches, linear_1, linear_2; no biases by default)."""
+    image = _bounded_int(vcfg, "image_size", src, hi=16384, default=1540)
+    merge = _bounded_int(cfg, "spatial_merge_size", src, hi=16, default=2)
+    bias = _flag(cfg, "multimodal_projector_bias", src, default=False)
+    side = image // patch
+    linears = layers * (4 * h * h + 3 * h * inter)
+    replicated = ch * patch * patch * h + h + layers * 2 * h
+    projector = h + (merge * merge * h) * h + h * text_hidden + text_hidden * text_hidden
+    projector_bias = 2 * text_hidden if bias else 0
+    tokens = (side // merge) * (side // merge + 1)  # merged patches plus one [IMG_BREAK] per row
+    return VisionTower("pixtral", h, inter, layers, linears + projector - h, replicated + h + projector_bias,
+                       tokens, side * side)
+
+
+def _qwen2_5_vl(cfg, vcfg, h, inter, layers, patch, ch, text_hidden, src) -> VisionTower:
+    """Qwen2.5-VL: windowed ViT (vllm models/qwen2_5_vl.py Qwen2_5_VisionTransformer:
+    qkv and proj with biases, gated MLP with biases, RMSNorms) + patch merger
+    (ln_q, Linear(h*m^2, h*m^2), Linear(h*m^2, out_hidden_size), with biases).
+    One image is at most max_pixels = 12845056 (the HF processor default):
+    12845056 / 14^2 = 65536 patches, merged 2x2 into 16384 decoder tokens."""
+    temporal = _bounded_int(vcfg, "temporal_patch_size", src, hi=16, default=2)
+    merge = _bounded_int(vcfg, "spatial_merge_size", src, hi=16, default=2)
+    out = _bounded_int(vcfg, "out_hidden_size", src, hi=_MAX_DIM, default=text_hidden)
+    linears = layers * (4 * h * h + 3 * h * inter)
+    replicated = ch * temporal * patch * patch * h + layers * (2 * h + 3 * h + h + 2 * inter + h)
+    wide = h * merge * merge  # merger: ln_q, Linear(wide, wide), Linear(wide, out), with biases
+    patches = 12845056 // (patch * patch)
+    return VisionTower("qwen2_5_vl", h, inter, layers, linears + wide * wide + wide * out,
+                       replicated + h + wide + out, patches // (merge * merge), patches)
+
+
+def _llama4_vision(cfg, vcfg, h, inter, layers, patch, ch, text_hidden, src) -> VisionTower:
+    """Llama 4: ViT with class token and learned positions, attention and MLP with
+    biases (vllm models/mllama4.py Llama4VisionModel, built with quant_config=None),
+    pixel-shuffle adapter MLP and a linear projector to the text width. One image
+    is at most 16 tiles + a global tile of (336/14)^2 patches, shuffled by 0.5 into
+    144 tokens each (HF Llama4 processor max_patches=16)."""
+    image = _bounded_int(vcfg, "image_size", src, hi=16384, default=336)
+    proj_in = _bounded_int(vcfg, "projector_input_dim", src, hi=_MAX_DIM, default=4096)
+    proj_out = _bounded_int(vcfg, "projector_output_dim", src, hi=_MAX_DIM, default=4096)
+    out = _bounded_int(vcfg, "vision_output_dim", src, hi=_MAX_DIM, default=4096)
+    ratio = float(vcfg.get("pixel_shuffle_ratio") or 0.5)
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"{src}: 'pixel_shuffle_ratio' must be in (0, 1], got {ratio!r}; fix the config")
+    patches = (image // patch) ** 2
+    shuffled = int(h / (ratio * ratio))
+    linears = layers * (4 * h * h + 2 * h * inter) + ch * patch * patch * h
+    replicated = (h + (patches + 1) * h + 4 * h  # class token, positions, pre/post layer norms
+                  + layers * (4 * h + 4 * h + inter + h))  # 2 layer norms, q/k/v/o and fc biases
+    adapter = shuffled * proj_in + proj_out * out
+    projector = out * text_hidden
+    tokens_per_tile = int(patches * ratio * ratio)
+    return VisionTower("llama4", h, inter, layers, linears + adapter + projector, replicated,
+                       17 * tokens_per_tile, 17 * patches)
+
+
+_TOWERS = {"siglip": _siglip, "pixtral": _pixtral, "qwen2_5_vl": _qwen2_5_vl, "llama4": _llama4_vision}
+
+
 # --------------------------------------------------------------------------- quantization
 
 
-SUPPORTED_QUANT = ("fp8", "fbgemm_fp8", "compressed-tensors", "awq", "gptq", "modelopt (FP8)")
+SUPPORTED_QUANT = ("fp8", "fbgemm_fp8", "compressed-tensors", "awq", "gptq", "modelopt (FP8)", "mxfp4")
 
 
 def parse_quantization(qc: Any, source: str = "config.json") -> Quantization | None:
@@ -378,10 +824,20 @@ def _ignore_list(qc: dict, *keys: str) -> tuple[str, ...]:
 
 
 def _fp8(qc: dict, source: str) -> Quantization:
+    """vllm/model_executor/layers/quantization/fp8.py Fp8Config: fp8 weights with one
+    fp32 scale per tensor (per logical shard), or per weight_block_size block
+    (`weight_scale_inv`, DeepSeek V3 and Qwen3-FP8: [128, 128])."""
     block = qc.get("weight_block_size")
     ignore = _ignore_list(qc, "ignored_layers", "modules_to_not_convert")
     if block:
-        return Quantization("fp8", 8, "block", group_size=int(block[0]), ignore=ignore)
+        if (not isinstance(block, list) or len(block) != 2 or any(isinstance(b, bool) or not isinstance(b, int)
+                                                                  or not 1 <= b <= 4096 for b in block)):
+            raise ConfigError(f"{source}: quantization_config.weight_block_size must be two integers "
+                              f"from 1 to 4096, got {block!r}; fix the config")
+        if block[0] != block[1]:
+            raise ConfigError(f"{source}: non-square FP8 blocks {block} are not supported; "
+                              "the planner models [N, N] blocks (DeepSeek and Qwen use [128, 128])")
+        return Quantization("fp8", 8, "block", group_size=block[0], ignore=ignore)
     return Quantization("fp8", 8, "tensor", ignore=ignore)
 
 
@@ -390,10 +846,20 @@ def _fbgemm_fp8(qc: dict, source: str) -> Quantization:
 
 
 def _modelopt(qc: dict, source: str) -> Quantization:
-    algo = str(qc.get("quant_algo") or (qc.get("quantization") or {}).get("quant_algo") or "").upper()
+    inner = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else {}
+    algo = str(qc.get("quant_algo") or inner.get("quant_algo") or "").upper()
     if algo != "FP8":
         raise ConfigError(f"{source}: unsupported modelopt quant_algo {algo!r}; only FP8 is supported")
-    return Quantization("modelopt", 8, "tensor", ignore=_ignore_list(qc, "exclude_modules", "ignore"))
+    kv = str(qc.get("kv_cache_quant_algo") or inner.get("kv_cache_quant_algo") or "").upper()
+    return Quantization("modelopt", 8, "tensor", ignore=_ignore_list(qc, "exclude_modules", "ignore"),
+                        kv_fp8=kv == "FP8")
+
+
+def _mxfp4(qc: dict, source: str) -> Quantization:
+    """gpt-oss: OCP MX FP4 experts, one e8m0 scale byte per 32 weights
+    (vllm/model_executor/layers/quantization/mxfp4.py); everything else bf16."""
+    return Quantization("mxfp4", 4, "mx", group_size=32, scale_bytes=1, experts_only=True,
+                        ignore=_ignore_list(qc, "modules_to_not_convert", "ignored_layers"))
 
 
 def _awq(qc: dict, source: str) -> Quantization:
@@ -408,9 +874,11 @@ def _awq(qc: dict, source: str) -> Quantization:
 def _gptq(qc: dict, source: str) -> Quantization:
     bits = int(qc.get("bits") or 4)
     group = int(qc.get("group_size") or -1)
+    # act order with one group per channel is a no-op (gptq_utils.py normalize_and_validate_gptq_desc_act)
+    act_order = bool(qc.get("desc_act", False)) and group != -1
     return Quantization(
         "gptq", bits, "group", group_size=max(group, 0), scale_bytes=2,
-        zero_point=True, g_idx=True, ignore=_ignore_list(qc, "modules_to_not_convert"),
+        zero_point=True, g_idx=act_order, ignore=_ignore_list(qc, "modules_to_not_convert"),
     )
 
 
@@ -425,15 +893,17 @@ def _compressed_tensors(qc: dict, source: str) -> Quantization:
     is_float = weights.get("type") == "float"
     strategy = str(weights.get("strategy") or "tensor")
     group = int(weights.get("group_size") or (weights.get("block_structure") or [0])[0] or 0)
+    ignore = _ignore_list(qc, "ignore")
+    kv_fp8 = isinstance(qc.get("kv_cache_scheme"), dict) and qc["kv_cache_scheme"].get("type") == "float"
     if strategy not in ("tensor", "channel", "group", "block", "tensor_group"):
         raise ConfigError(f"{source}: unsupported compressed-tensors weight strategy {strategy!r}")
     if strategy == "tensor_group":  # NVFP4: FP8 scale per 16 weights
         return Quantization("compressed-tensors", bits, "group", group_size=group or 16, scale_bytes=1,
-                            ignore=_ignore_list(qc, "ignore"))
+                            ignore=ignore, kv_fp8=kv_fp8)
     scale_bytes = 4 if is_float else 2
     return Quantization(
         "compressed-tensors", bits, strategy, group_size=group, scale_bytes=scale_bytes,
-        zero_point=not is_float and not weights.get("symmetric", True), ignore=_ignore_list(qc, "ignore"),
+        zero_point=not is_float and not weights.get("symmetric", True), ignore=ignore, kv_fp8=kv_fp8,
     )
 
 
@@ -445,6 +915,7 @@ _QUANT_PARSERS = {
     "awq": _awq,
     "gptq": _gptq,
     "modelopt": _modelopt,
+    "mxfp4": _mxfp4,
 }
 
 
@@ -675,6 +1146,30 @@ class NodeShape:
     gpus: int
 
 
+def vm_vcpus(vm_size: str) -> int:
+    """vCPUs of an Azure VM size, from its name ("[Family][# of vCPUs][features]",
+    https://learn.microsoft.com/azure/virtual-machines/vm-naming-conventions):
+    Standard_NC24ads_A100_v4 -> 24. 0 for names that do not follow it."""
+    m = re.match(r"^Standard_[A-Za-z]+?(\d+)", vm_size)
+    return int(m.group(1)) if m else 0
+
+
+# The extended resource each vendor's device plugin advertises (NVIDIA/k8s-device-plugin,
+# ROCm/k8s-device-plugin). compose generates NVIDIA deployments only: the GPU catalog
+# holds no other vendor, and `compose check` (rule gpu-vendor) holds a pod's GPU
+# resource, image and node affinity to its GPU's vendor.
+VENDOR_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
+SUPPORTED_VENDORS = ("nvidia",)
+# The well-known node label of the CPU architecture (set by the kubelet).
+ARCH_LABEL = "kubernetes.io/arch"
+# GPUs taken out of the catalog, with the one-line reason `--gpu` answers.
+REMOVED_GPUS = {
+    "mi300x": "compose generates NVIDIA deployments only: every documented ROCm setup for vLLM on Kubernetes "
+              "needs seccompProfile Unconfined and hostIPC, which Pod Security \"restricted\" forbids "
+              "(docs/gpus.md); deploy it by hand in a namespace that allows them",
+}
+
+
 @dataclass(frozen=True)
 class GPU:
     name: str
@@ -687,8 +1182,11 @@ class GPU:
     tflops: dict = field(default_factory=dict, hash=False, compare=False)
     compute_capability: str | None = None
     bf16: bool = True
+    sm_count: int | None = None  # streaming multiprocessors (optional; see gpus.yaml)
+    node_arch: str = "amd64"  # kubernetes.io/arch of the cloud nodes carrying it (see gpus.yaml)
     gke_accelerator: str | None = None
     karpenter_gpu_name: str | None = None
+    karpenter_gpu_memory_mib: int | None = None
     shapes: dict = field(default_factory=dict, hash=False, compare=False)  # cloud -> tuple[NodeShape]
     source: dict = field(default_factory=dict, hash=False, compare=False)
     custom: bool = False
@@ -707,17 +1205,22 @@ class GPU:
             return self.gpus_per_node
         return max((s.gpus for s in self.shapes.get(cloud, ())), default=0)
 
-    def node_label_value(self, cloud: str, gpus: int) -> str | None:
-        """Value of the cloud's GPU node label for a pod needing `gpus` of this GPU.
+    def node_label_value(self, cloud: str, gpus: int, cpus: int = 0) -> str | None:
+        """Value of the cloud's GPU node label for a pod needing `gpus` of this GPU
+        (and `cpus` CPUs).
 
         GKE: the gke-accelerator value; EKS: Karpenter's instance-gpu-name; AKS:
-        the smallest VM size with at least `gpus` GPUs. None on self-managed
-        clusters. InvalidInput when the cloud has no node that large.
+        the smallest VM size with at least `gpus` GPUs and more vCPUs than `cpus`
+        (a size's allocatable CPU is below its vCPU count: Standard_NC4as_T4_v3 can
+        never hold a pod that requests 4 CPUs). None on self-managed clusters.
+        InvalidInput when the cloud has no node that large.
         """
         if cloud in SELF_MANAGED_CLOUDS:
             return None
-        shapes = sorted(self.shapes.get(cloud, ()), key=lambda s: s.gpus)
+        shapes = sorted(self.shapes.get(cloud, ()), key=lambda s: (s.gpus, vm_vcpus(s.name)))
         big_enough = [s for s in shapes if s.gpus >= gpus]
+        if cloud == "aks" and cpus:
+            big_enough = [s for s in big_enough if vm_vcpus(s.name) > cpus] or big_enough
         if not big_enough:
             largest = shapes[-1].gpus if shapes else 0
             raise InvalidInput(
@@ -729,6 +1232,29 @@ class GPU:
         if cloud == "eks":
             return self.karpenter_gpu_name
         return big_enough[0].name
+
+    def node_selector(self, cloud: str, gpus: int, cpus: int = 0) -> dict[str, str]:
+        """The cloud's node labels that pin this GPU for a pod needing `gpus` of it:
+        node_label_value() under the cloud's GPU label, on EKS the GPU memory too
+        where two catalog GPUs share Karpenter's instance-gpu-name (A100 40/80 GB),
+        and kubernetes.io/arch where the GPU's nodes are not amd64 (GB200: Grace,
+        arm64). Empty on self-managed clusters."""
+        labels = {"gke": "cloud.google.com/gke-accelerator", "eks": "karpenter.k8s.aws/instance-gpu-name",
+                  "aks": "node.kubernetes.io/instance-type"}
+        value = self.node_label_value(cloud, gpus, cpus)
+        if value is None or cloud not in labels:
+            return {}
+        out = {labels[cloud]: value}
+        if cloud == "eks" and self.karpenter_gpu_memory_mib:
+            out["karpenter.k8s.aws/instance-gpu-memory"] = str(self.karpenter_gpu_memory_mib)
+        if self.node_arch != "amd64":
+            out[ARCH_LABEL] = self.node_arch
+        return out
+
+    @property
+    def resource(self) -> str:
+        """The extended resource a pod requests for this GPU (nvidia.com/gpu)."""
+        return VENDOR_RESOURCES[self.vendor]
 
     def dense_tflops(self, precision: str) -> float | None:
         value = self.tflops.get(precision)
@@ -752,13 +1278,19 @@ def _gpu_from_yaml(raw: dict) -> GPU:
         cloud: tuple(NodeShape(str(s["name"]), int(s["gpus"])) for s in clouds[cloud][key])
         for cloud, key in lists.items()
     }
+    if raw["vendor"] not in SUPPORTED_VENDORS:
+        raise InvalidInput(f"gpus.yaml: {raw['name']} is a {raw['vendor']} GPU; compose generates "
+                           f"{', '.join(SUPPORTED_VENDORS)} deployments only (see the catalog's header)")
     return GPU(
         name=raw["name"], aliases=tuple(raw.get("aliases") or ()), vendor=raw["vendor"],
         device_name=raw["device_name"], memory_gib=float(raw["memory_gib"]),
         bandwidth_gbps=float(raw["bandwidth_gbps"]), tflops=dict(raw["tflops"]),
         compute_capability=raw.get("compute_capability"), bf16=bool(raw["bf16"]),
+        sm_count=int(raw["sm_count"]) if raw.get("sm_count") else None,
+        node_arch=str(raw.get("node_arch") or "amd64"),
         gpus_per_node=int(raw["gpus_per_node"]), gke_accelerator=clouds["gke"].get("accelerator"),
-        karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"), shapes=shapes, source=dict(raw["source"]),
+        karpenter_gpu_name=clouds["eks"].get("karpenter_gpu_name"),
+        karpenter_gpu_memory_mib=clouds["eks"].get("karpenter_gpu_memory_mib"), shapes=shapes, source=dict(raw["source"]),
     )
 
 
@@ -771,6 +1303,8 @@ def get_gpu(name: str) -> GPU:
     for gpu in _gpu_entries():
         if key == gpu.name or key in gpu.aliases:
             return gpu
+    if key in REMOVED_GPUS:
+        raise UnknownGPU(f"--gpu {key} is not supported: {REMOVED_GPUS[key]}")
     raise UnknownGPU(f"unknown GPU {name!r}; run `compose gpus` to list the catalog")
 
 

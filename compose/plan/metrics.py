@@ -310,6 +310,7 @@ GENERATION_TOKENS = VLLM["vllm:generation_tokens"].sample
 ADMISSION_REJECTIONS = VLLM["vllm:admission_rejections"].sample
 TTFT_BUCKET = VLLM["vllm:time_to_first_token_seconds"].sample
 ITL_BUCKET = VLLM["vllm:inter_token_latency_seconds"].sample
+TPOT_BUCKET = VLLM["vllm:request_time_per_output_token_seconds"].sample
 E2E_BUCKET = VLLM["vllm:e2e_request_latency_seconds"].sample
 
 # ---------------------------------------------------------------------------
@@ -441,8 +442,24 @@ DCGM_METRICS: tuple[ExternalMetric, ...] = (
     ExternalMetric("DCGM_FI_DEV_FB_FREE", GAUGE, "Framebuffer memory free (in MiB).", _DCGM_LABELS, _DCGM_SRC),
 )
 
+# vLLM's OpenAI server also instruments its HTTP routes: vllm 0.33.0
+# vllm/entrypoints/serve/instrumentator/metrics.py calls prometheus-fastapi-instrumentator's
+# `Instrumentator(excluded_handlers=["/metrics", "/health", ...]).add()`, whose default
+# metrics (`metrics.default()`, instrumentator 7.1.0) include this counter, with the status
+# grouped as "2xx" ... "5xx" (`should_group_status_codes=True`). It is the only per-pod
+# count of failed API requests (the engine's request_success counts finished requests).
+_PFI_SRC = ("vllm 0.33.0 vllm/entrypoints/serve/instrumentator/metrics.py + "
+            "prometheus-fastapi-instrumentator 7.1.0 metrics.py default()")
+VLLM_HTTP_METRICS: tuple[ExternalMetric, ...] = (
+    ExternalMetric(
+        "http_requests_total", COUNTER, "Total number of requests by method, status and handler.",
+        ("handler", "method", "status"), _PFI_SRC,
+    ),
+)
+HTTP_REQUESTS = "http_requests_total"
+
 EXTERNAL: dict[str, ExternalMetric] = {
-    m.name: m for m in (*KUBE_STATE_METRICS, *KEDA_METRICS, *DCGM_METRICS)
+    m.name: m for m in (*KUBE_STATE_METRICS, *KEDA_METRICS, *DCGM_METRICS, *VLLM_HTTP_METRICS)
 }
 
 # Every series name a query we ship may reference.
@@ -496,21 +513,36 @@ def exporter_selector(metric: str, matchers: Mapping[str, str | Re], honor_label
     return selector(metric, renamed)
 
 
-def model_selector(metric: str, served_model_name: str, namespace: str) -> str:
-    """A vLLM series of one model in one namespace (labels: vLLM's + the PodMonitor's)."""
-    return selector(metric, {"model_name": served_model_name, "namespace": namespace})
+# The pod label `app.kubernetes.io/instance` (the overlay's name) as a series label: the
+# monitoring component's PodMonitor lists it in `podTargetLabels`, and the Prometheus Operator
+# names the target label with sanitizeLabelName (non-alphanumerics -> `_`, promcfg.go).
+INSTANCE_LABEL = "app_kubernetes_io_instance"
 
 
-def queue_depth_query(served_model_name: str, namespace: str) -> str:
+def model_selector(metric: str, served_model_name: str, namespace: str, instance: str | None = None) -> str:
+    """A vLLM series of one model in one namespace (labels: vLLM's + the PodMonitor's).
+
+    `instance` narrows it to one overlay's pods: a canary serves the same model name in
+    the same namespace as its stable overlay, and only the pods' own instance label
+    tells them apart.
+    """
+    matchers: dict[str, str | Re] = {"model_name": served_model_name, "namespace": namespace}
+    if instance is not None:
+        matchers[INSTANCE_LABEL] = instance
+    return selector(metric, matchers)
+
+
+def queue_depth_query(served_model_name: str, namespace: str, instance: str | None = None) -> str:
     """The KEDA trigger query: the model's total waiting queue, one series.
 
     `sum()` because KEDA's Prometheus scaler fails on multi-series results and
     AverageValue divides the sum by the replica count; `model_name` because that
     is vLLM's label (`model` matches nothing and KEDA reads the empty result as
     0); `namespace` because the PodMonitor adds it and a model may be served in
-    several namespaces.
+    several namespaces; `instance` (only while a canary shares the namespace) so
+    the stable and the canary each scale on their own queue.
     """
-    return f"sum({model_selector(NUM_REQUESTS_WAITING, served_model_name, namespace)})"
+    return f"sum({model_selector(NUM_REQUESTS_WAITING, served_model_name, namespace, instance)})"
 
 
 # ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from compose.generate.alerts import (
 from compose.plan import metrics as m
 
 COMPONENT_DIR = "components/monitoring"
+INSTANCE_POD_LABEL = "app.kubernetes.io/instance"
 DASHBOARD_UID = "vllm-compose"
 DASHBOARD_FILE = "vllm-compose-dashboard.json"
 
@@ -329,6 +330,10 @@ def podmonitor() -> dict:
         "metadata": {"name": "vllm"},
         "spec": {
             "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm"}},
+            # The pods' own instance label on every series (app_kubernetes_io_instance): a
+            # canary shares its stable overlay's namespace and model name, and this label is
+            # how queries and the canary alerts tell the two apart.
+            "podTargetLabels": [INSTANCE_POD_LABEL],
             "podMetricsEndpoints": [
                 {"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
             ],
@@ -384,7 +389,8 @@ def component_files(figures: AlertFigures | None = None) -> dict[str, str]:
         "podmonitor.yaml": generated_header("podmonitor.yaml")
         + "# Scrapes the overlay's vLLM pods (the overlay's app.kubernetes.io/instance selector label is\n"
         "# added through kustomizeconfig.yaml, so overlays sharing a namespace never scrape each other's\n"
-        "# pods and double the KEDA sum) every 15 s, KEDA's polling interval in the base.\n"
+        "# pods and double the KEDA sum) every 15 s, KEDA's polling interval in the base. Each series\n"
+        "# carries the pod's app.kubernetes.io/instance as app_kubernetes_io_instance (podTargetLabels).\n"
         + yamlio.dump(podmonitor()),
         "prometheusrule.yaml": generated_header("prometheusrule.yaml")
         + f"# Thresholds of the base's reference plan ({figures.served_model_name} in namespace "
@@ -446,7 +452,7 @@ read 0 and never scale.
 
 | file | object | what |
 |---|---|---|
-| `podmonitor.yaml` | PodMonitor `vllm` | scrapes `/metrics` on port `http` every 15 s from pods labelled `app.kubernetes.io/name: vllm` (plus the overlay's `app.kubernetes.io/instance`, through `kustomizeconfig.yaml`) |
+| `podmonitor.yaml` | PodMonitor `vllm` | scrapes `/metrics` on port `http` every 15 s from pods labelled `app.kubernetes.io/name: vllm` (plus the overlay's `app.kubernetes.io/instance`, through `kustomizeconfig.yaml`); copies the pod's `app.kubernetes.io/instance` onto every series as `{m.INSTANCE_LABEL}` (`podTargetLabels`), which tells a canary's series from its stable overlay's |
 | `prometheusrule.yaml` | PrometheusRule `vllm` | the alerts below, with the reference plan's thresholds ({figures.served_model_name} in `{figures.namespace}`); each overlay's `patch-alerts.yaml` replaces its spec |
 | `dashboard-configmap.yaml` | ConfigMap `vllm-dashboard` | the Grafana dashboard, label `grafana_dashboard: "1"` for the Grafana sidecar |
 | `kustomizeconfig.yaml` | (kustomize config) | adds the overlay's selector labels to the PodMonitor selector |
@@ -465,6 +471,9 @@ Cluster assumptions:
   namespaces (`sidecar.dashboards.searchNamespace: ALL`). Every overlay ships the same
   dashboard under the same file name and uid (`{DASHBOARD_UID}`), so Grafana shows one.
 - The GPU row needs NVIDIA's dcgm-exporter with its Kubernetes pod mapping; otherwise it is empty.
+- A scrape config of your own (instead of this PodMonitor) must keep the pod label
+  `app.kubernetes.io/instance` as `{m.INSTANCE_LABEL}` while a canary runs: the stable and canary
+  overlays' KEDA queries and alerts select their own pods by it (`compose canary`).
 
 ## Alerts
 
@@ -478,7 +487,9 @@ How the thresholds are derived (`compose.generate.alerts.AlertFigures`):
 - TTFT SLO: `keda_queue_threshold / replica_throughput_rps + {number(TTFT_PREFILL_ALLOWANCE_SECONDS)} s` (the wait of the
   last queued request at the KEDA target, plus prefill) unless the overlay sets one.
 - KEDA fallback: KEDA falls back after more than `fallback.failureThreshold` consecutive failed
-  polls; the alert needs that many + 1 errors, sustained for as many polling intervals.
+  polls; the alert needs that many + 1 errors, sustained for as many polling intervals and at
+  least the plan's `startup_budget_seconds` (a first deploy fails the query until a pod has
+  loaded; `fallback.behavior: currentReplicasIfHigher` then holds max(current, minimum)).
 - Fixed: KV usage > {KV_USAGE_THRESHOLD}; preemptions > {PREEMPTION_RATIO} per finished request.
 
 ### Runbook

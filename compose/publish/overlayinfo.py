@@ -44,6 +44,9 @@ class OverlayInfo:
     progress_deadline_seconds: int | None = None  # planner figure (Deployment.spec.progressDeadlineSeconds)
     termination_grace_period_seconds: int | None = None  # planner figure
     error: str | None = None  # why the plan figures are missing, for generators that need them
+    # inputs.canary_of: this overlay is the canary of that overlay and shares its namespace
+    # (`compose canary start`); None for every other overlay.
+    canary_of: str | None = None
 
     @property
     def relpath(self) -> str:
@@ -113,6 +116,7 @@ def read_overlay(directory: Path | str) -> OverlayInfo:
         progress_deadline_seconds=_int_or_none(plan.get("progress_deadline_seconds")),
         termination_grace_period_seconds=_int_or_none(plan.get("termination_grace_period_seconds")),
         error=None if budget is not None else f"{_shown(plan_path)} has no plan.startup_budget_seconds",
+        canary_of=inputs.get("canary_of") or None,
     )
 
 

@@ -5,6 +5,7 @@ Every finding from every overlay is collected before anything fails.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ def check_directories(
     directories: list[Path],
     kube_versions: tuple[str, ...] = DEFAULT_KUBE_VERSIONS,
     crd_dir: Path | None = None,
+    require_digest: bool = False,
 ) -> list[OverlayReport]:
     from compose.verify import validate
 
@@ -71,9 +73,10 @@ def check_directories(
         readme = nearest_readme(repo, directory)
         report.findings += validate.validate_core(rendered.docs, source, kube_versions=kube_versions)
         report.findings += validate.validate_custom(rendered.docs, source, crd_dir)
-        report.findings += _policy(rendered.docs, source, readme.read_text() if readme else None)
+        report.findings += _policy(rendered.docs, source, readme.read_text() if readme else None, require_digest)
         if (directory / overlay.PLAN_FILE).exists():
             report.findings += plan_consistency(repo, directory, rendered.docs, source)
+            report.findings += _canary_consistency(repo, directory, rendered.docs, source)
         elif directory.resolve() == (Path(repo) / "base" / "vllm").resolve():
             report.findings += base_consistency(repo, rendered.docs, source)
         report.findings.sort()
@@ -92,10 +95,130 @@ def nearest_readme(repo: Path, directory: Path) -> Path | None:
     return None
 
 
-def _policy(docs, source, readme_text):
+def _canary_consistency(repo, directory, docs, source):
+    from compose.verify import routingpolicy
+
+    return routingpolicy.canary_consistency(repo, directory, docs, source)
+
+
+def _policy(docs, source, readme_text, require_digest=False):
     from compose.verify import policy
 
-    return policy.check_policy(docs, source, readme_text=readme_text)
+    return policy.check_policy(docs, source, readme_text=readme_text, require_digest=require_digest)
+
+
+# --------------------------------------------------------------------------- the repository as a whole
+
+REPOSITORY = "(repository)"
+# Where generated (and hand-kept) manifests live; the GitOps trees are found by their
+# recorded settings file, wherever `compose gitops --out` put them.
+SCANNED_DIRS = ("overlays", "base", "components")
+GITOPS_SETTINGS_FILE = "compose-gitops.yaml"  # compose.publish.gitops.SETTINGS_FILE
+SCANNED_SUFFIXES = (".yaml", ".yml", ".json", ".md")
+
+
+def scanned_files(repo: Path) -> list[Path]:
+    """Every manifest and README compose writes or renders from: overlays/, base/,
+    components/ and each GitOps output tree (argocd/, flux/ by default)."""
+    root = Path(repo).resolve()
+    tops = [root / d for d in SCANNED_DIRS]
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("tests", "node_modules"))
+        if GITOPS_SETTINGS_FILE in filenames:
+            tops.append(Path(dirpath))
+    out: set[Path] = set()
+    for top in tops:
+        if not top.is_dir():
+            continue
+        for path in top.rglob("*"):
+            rel = path.relative_to(root).parts
+            if path.is_file() and path.suffix in SCANNED_SUFFIXES and not any(p.startswith(".") for p in rel):
+                out.add(path)
+    return sorted(out)
+
+
+def scan_secrets(repo: Path) -> list[Finding]:
+    """Credentials in any file of `scanned_files`: URLs with userinfo and provider
+    tokens (compose.core.secrets), reported by file and line, the secret redacted."""
+    from compose.core import secrets
+
+    root = Path(repo).resolve()
+    findings = []
+    for path in scanned_files(root):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for lineno, line in enumerate(text.splitlines(), 1):
+            for leak in secrets.leaks(line):
+                findings.append(Finding(
+                    REPOSITORY, str(path.relative_to(root)), f"line {lineno}",
+                    f"{'a URL with credentials' if leak.kind == 'url-userinfo' else 'a ' + leak.kind + ' token'} "
+                    f"({leak.text}) is committed: anyone who can read the repository has it",
+                    "revoke it, remove it from the file and from Git history; keep credentials in Secrets "
+                    "(Argo CD repository Secret, Flux secretRef, KEDA TriggerAuthentication)", "secrets"))
+    return findings
+
+
+def _stable_and_its_canaries(users: list[str], canaries: dict[str, list[str]]) -> bool:
+    """True when the overlays sharing a namespace are one stable overlay and its own
+    canaries (recorded inputs.canary_of): the one sharing compose allows, since a canary
+    renders neither the Namespace nor the claim (overlay.check_namespace_free)."""
+    return any(set(users) <= {stable, *canaries.get(stable, ())} for stable in users)
+
+
+def check_namespaces(repo: Path) -> list[Finding]:
+    """One namespace per overlay, and none another owner holds (compose.core.names).
+    A canary shares its stable overlay's namespace (compose canary): not a finding."""
+    from compose.core import names
+
+    findings = []
+    canaries = overlay.canary_users(repo)
+    for ns, users in sorted(overlay.namespace_users(repo).items()):
+        if len(users) > 1 and not _stable_and_its_canaries(users, canaries):
+            for name in users:
+                findings.append(Finding(
+                    REPOSITORY, f"overlays/{name}", "namespace",
+                    f"namespace {ns} is used by {len(users)} overlays ({', '.join(users)}): each owns (labels, "
+                    "syncs, never prunes) the same Namespace and their objects can collide",
+                    f"give each overlay its own namespace (`compose new-model ... --namespace` or inputs.namespace "
+                    f"in compose-plan.yaml, then `compose regen {name}`)", "namespace"))
+        why = names.reserved_namespace(ns)
+        if why:
+            for name in users:
+                findings.append(Finding(
+                    REPOSITORY, f"overlays/{name}", "namespace", f"the overlay renders into {ns}: {why}",
+                    "render it into its own namespace (the default is the overlay name)", "namespace"))
+    return findings
+
+
+def check_gitops_settings(repo: Path) -> list[Finding]:
+    """The recorded `--repo-url` of every GitOps tree: no credentials, no `{{`/`}}`
+    (a hand edit of compose-gitops.yaml would otherwise reach the ApplicationSet)."""
+    from compose.core import secrets, yamlio
+    from compose.core.errors import ComposeError
+
+    root = Path(repo).resolve()
+    findings = []
+    for path in (p for p in scanned_files(root) if p.name == GITOPS_SETTINGS_FILE):
+        try:
+            doc = yamlio.load_file(path)
+        except ComposeError as err:
+            findings.append(Finding(REPOSITORY, str(path.relative_to(root)), "-", str(err), "regenerate it", "gitops"))
+            continue
+        url = str((doc or {}).get("repo_url") or "") if isinstance(doc, dict) else ""
+        problem = secrets.git_url_problem(url)
+        if problem:
+            findings.append(Finding(REPOSITORY, str(path.relative_to(root)), "repo_url", f"the repository URL: {problem}",
+                                    "run `compose gitops <flavour> --repo-url <plain https or ssh URL>`", "gitops"))
+    return findings
+
+
+def check_repository(repo: Path) -> OverlayReport:
+    """What `compose check --all` adds to the per-build checks."""
+    report = OverlayReport(REPOSITORY)
+    report.findings = sorted(check_namespaces(repo) + scan_secrets(repo) + check_gitops_settings(repo))
+    return report
 
 
 def _rel(repo: Path, directory: Path) -> str:
@@ -148,6 +271,11 @@ def compare_patches(fresh: "overlay.Generated", prefix: str, docs: list[dict], s
         for patch in yamlio.load_all(text, fname):
             key = (patch["kind"], prefix + patch["metadata"]["name"])
             target = index.get(key)
+            if patch.get("$patch") == "delete":  # e.g. a canary's Namespace and shared cache
+                if target is not None:
+                    findings.append(Finding(source, obj_id(target), "-",
+                                            f"{fname} deletes this object, but it was rendered", fix, "plan"))
+                continue
             if target is None:
                 findings.append(Finding(source, f"{key[0]}/{key[1]}", "-",
                                         f"{fname} patches an object that was not rendered", fix, "plan"))
@@ -165,6 +293,9 @@ def compare_patches(fresh: "overlay.Generated", prefix: str, docs: list[dict], s
 _MISSING = object()
 
 
+_MERGE_KEYS = ("name", "topologyKey")
+
+
 def _diff_leaves(want: Any, got: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     out: list[tuple[str, Any, Any]] = []
     if isinstance(want, dict):
@@ -173,10 +304,12 @@ def _diff_leaves(want: Any, got: Any, path: str = "") -> list[tuple[str, Any, An
         for k, v in want.items():
             out += _diff_leaves(v, got.get(k, _MISSING) if isinstance(got, dict) else _MISSING, f"{path}.{k}" if path else k)
         return out
-    if isinstance(want, list) and want and all(isinstance(x, dict) and "name" in x for x in want):
-        got_items = {x.get("name"): x for x in got} if isinstance(got, list) else {}
+    merge_key = next((k for k in _MERGE_KEYS if isinstance(want, list) and want
+                      and all(isinstance(x, dict) and k in x for x in want)), None)
+    if merge_key:  # a strategic-merge list (containers by name, spread constraints by topologyKey)
+        got_items = {x.get(merge_key): x for x in got if isinstance(x, dict)} if isinstance(got, list) else {}
         for item in want:
-            out += _diff_leaves(item, got_items.get(item["name"], _MISSING), f"{path}[{item['name']}]")
+            out += _diff_leaves(item, got_items.get(item[merge_key], _MISSING), f"{path}[{item[merge_key]}]")
         return out
     if (isinstance(want, list) and isinstance(got, list) and len(want) == len(got)
             and all(isinstance(x, dict) for x in want)):

@@ -23,7 +23,7 @@ Knobs the rules share (constants below, documented in base/README.md):
 - `MIN_DRAIN_MARGIN_SECONDS` (1): terminationGracePeriodSeconds must exceed
   preStop + --shutdown-timeout (no margin at all is a finding), leaving vLLM time
   to stop its engine after the drain deadline before the kubelet's SIGKILL. The
-  planner uses 15 s, and less only to fit a spot notice.
+  planner uses 15 s, on spot capacity too.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 
 BASE_STARTUP_FLOOR_SECONDS = 300
 MIN_PROBE_TIMEOUT_SECONDS = 5
-MIN_DRAIN_MARGIN_SECONDS = 1  # "no margin" is the finding; the planner keeps >= 1 s (15 s when the budget allows)
+MIN_DRAIN_MARGIN_SECONDS = 1  # "no margin" is the finding; the planner keeps 15 s
+SPOT_SHUTDOWN_FLOOR_SECONDS = 30  # llm-d's default --shutdown-timeout, the planner's floor
 DEFAULT_VLLM_VERSION = "0.33.0"
 
 # "## Single replica" (any heading level, "single-replica" too), or a link to
@@ -255,11 +256,14 @@ class Build:
     """Index of one rendered build."""
 
     def __init__(self, docs: list[dict], source: str, readme_text: str | None,
-                 load_seconds: Callable[[dict], float | None] | None = None):
+                 load_seconds: Callable[[dict], float | None] | None = None, require_digest: bool = False):
         self.docs = [d for d in docs if isinstance(d, dict)]
         self.source = source
         self.readme_text = readme_text
         self.load_seconds = load_seconds
+        self.require_digest = require_digest
+        self.namespaces = {_get(d, "metadata", "name"): d for d in self.docs
+                           if d.get("kind") == "Namespace" and d.get("apiVersion") == "v1"}
         self.findings: list[Finding] = []
         self.deployments = [d for d in self.docs if d.get("kind") == "Deployment"]
         self.scaled_objects = [d for d in self.docs if d.get("kind") == "ScaledObject"]
@@ -599,6 +603,38 @@ def _keda(b: Build) -> None:
                 b.add(so, f"{field}.metadata.query", f"metric {s.name}: {s.why}", f"use {s.replacement}")
 
 
+SAFE_FALLBACK = ("currentReplicas", "currentReplicasIfHigher")
+
+
+@rule("keda-fallback", "KEDA's fallback holds the current count (behavior currentReplicas or currentReplicasIfHigher "
+      "with replicas <= minReplicaCount): a first deploy and a Prometheus outage never jump to a fixed count")
+def _keda_fallback(b: Build) -> None:
+    for so in b.scaled_objects:
+        fb = _get(so, "spec", "fallback")
+        if not isinstance(fb, dict):
+            continue  # no fallback: on errors the HPA keeps the current count
+        behavior = fb.get("behavior") or "static"
+        replicas = _int(fb.get("replicas"))
+        lo = _int(_get(so, "spec", "minReplicaCount", default=0)) or 0
+        field = "spec.fallback"
+        fix = (f"set fallback.behavior: currentReplicasIfHigher and fallback.replicas: {lo} (the minimum); "
+               "compose new-model writes it (KEDA >= 2.17)")
+        if behavior == "scalingModifiers":
+            continue  # the formula decides; only valid with advanced.scalingModifiers
+        if behavior == "static":
+            b.add(so, f"{field}.behavior", f"fallback.behavior is static (KEDA's default): whenever the query fails "
+                  f"for {fb.get('failureThreshold')} polls KEDA sets {replicas} replicas. A first deploy fails that "
+                  "way (vLLM serves no /metrics until its model is loaded), so does a Prometheus outage: "
+                  + ("a fresh model jumps above its minimum" if replicas is not None and replicas > lo
+                     else "an outage at peak scales the model down"), fix)
+        elif behavior == "currentReplicasIfLower":
+            b.add(so, f"{field}.behavior", f"fallback.behavior currentReplicasIfLower scales down to {replicas} while "
+                  "the query fails: a Prometheus outage at peak drops capacity", fix)
+        elif behavior in SAFE_FALLBACK and behavior == "currentReplicasIfHigher" and replicas is not None and replicas > lo:
+            b.add(so, f"{field}.replicas", f"fallback.replicas {replicas} is above minReplicaCount {lo}: a first deploy "
+                  f"(no /metrics while the model loads) jumps to {replicas} replicas", fix)
+
+
 @rule("keda-min-max", "KEDA minReplicaCount ≤ maxReplicaCount (a CEL rule jsonschema does not run)")
 def _keda_bounds(b: Build) -> None:
     for so in b.scaled_objects:
@@ -865,30 +901,261 @@ def _rolling(b: Build) -> None:
                   "cannot make progress", "set maxSurge: 1")
 
 
-@rule("spot-drain", "on spot capacity the grace period fits the cloud's preemption notice (compose/plan/clouds.py)")
+@rule("spot-drain", "spot capacity only on a cloud that has it, and the drain is not cut to the preemption notice "
+      f"(--shutdown-timeout >= {SPOT_SHUTDOWN_FLOOR_SECONDS} s): planned disruptions get the full grace period")
 def _spot(b: Build) -> None:
-    for d, spec, _c, _w in b.vllm_deployments():
+    for d, spec, c, where in b.vllm_deployments():
         if _annotations(d).get(CAPACITY_ANNOTATION) != "spot":
             continue
         name = _annotations(d).get(CLOUD_ANNOTATION)
         cloud = b.cloud(d)
         if cloud is None:
             b.add(d, f"metadata.annotations.{CLOUD_ANNOTATION}", f"spot capacity on an unknown cloud ({name!r}), "
-                  "so the drain cannot be checked against its preemption notice",
+                  "so it is not known which capacity the pod may be preempted from",
                   f"include a cloud component ({', '.join(sorted(clouds_mod.CLOUDS))})")
             continue
         if cloud.spot_notice_seconds is None:
             b.add(d, f"metadata.annotations.{CAPACITY_ANNOTATION}", f"{cloud.name} has no spot capacity",
                   "remove the spot component")
             continue
-        tgps = _int(spec.get("terminationGracePeriodSeconds", 30))
-        tgps = 30 if tgps is None else tgps
-        if tgps > cloud.spot_notice_seconds:
-            b.add(d, "spec.template.spec.terminationGracePeriodSeconds",
-                  f"terminationGracePeriodSeconds {tgps} exceeds {cloud.name}'s {cloud.spot_notice_seconds} s "
-                  "spot preemption notice: the node disappears mid-drain and in-flight requests are lost",
-                  f"cap terminationGracePeriodSeconds (and preStop + --shutdown-timeout within it) at "
-                  f"{cloud.spot_notice_seconds} s; `compose new-model --spot` does this")
+        shutdown = _shutdown_timeout(c)
+        if shutdown is not None and 0 < shutdown < SPOT_SHUTDOWN_FLOOR_SECONDS:
+            b.add(d, f"{where}.args", f"--shutdown-timeout={shutdown} looks cut to {cloud.name}'s "
+                  f"{cloud.spot_notice_seconds} s spot notice: a preemption stops the pod at the notice whatever "
+                  "its grace period, so a short drain only aborts requests on rollouts, scale-in and node upgrades, "
+                  "which honour the whole grace period",
+                  f"drain as on on-demand capacity: --shutdown-timeout >= {SPOT_SHUTDOWN_FLOOR_SECONDS} "
+                  "(the planner's), terminationGracePeriodSeconds = preStop + shutdown + margin")
+
+
+# ----------------------------------------------------------------------------- placement
+
+
+GPU_LABEL = "vllm-compose.io/gpu"
+ENV_LABEL = "vllm-compose.io/env"
+# Node-affinity requirements that only NVIDIA GPU nodes meet (the base's and the
+# cloud components' GPU terms).
+_NVIDIA_NODE_TERMS = {
+    "nvidia.com/gpu.present": "true",
+    "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
+    "kubernetes.azure.com/accelerator": "nvidia",
+}
+
+
+def _required_terms(spec: dict) -> list[list[dict]]:
+    """matchExpressions of each required nodeSelectorTerm (ORed terms of ANDed expressions)."""
+    terms = _get(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
+                 "nodeSelectorTerms", default=[]) or []
+    return [[e for e in (t.get("matchExpressions") or []) if isinstance(e, dict)] for t in terms if isinstance(t, dict)]
+
+
+def _expr_excludes(expr: dict, key: str, value: str) -> bool:
+    """True when this expression rejects every node labelled key=value."""
+    if expr.get("key") != key:
+        return False
+    op, values = expr.get("operator"), [str(v) for v in expr.get("values") or []]
+    return (op == "In" and value not in values) or (op == "NotIn" and value in values) or op == "DoesNotExist"
+
+
+def _excludes_label(spec: dict, key: str, value: str) -> bool:
+    """True when the pod can never be placed on a node labelled key=value: its
+    nodeSelector pins another value, or every required affinity term rejects it."""
+    selector = spec.get("nodeSelector") or {}
+    if key in selector and str(selector[key]) != value:
+        return True
+    terms = _required_terms(spec)
+    return bool(terms) and all(any(_expr_excludes(e, key, value) for e in term) for term in terms)
+
+
+def _requires_label(spec: dict, key: str, value: str) -> bool:
+    """True when the pod only ever runs on nodes labelled key=value."""
+    if str((spec.get("nodeSelector") or {}).get(key)) == value:
+        return True
+    terms = _required_terms(spec)
+    return bool(terms) and all(any(e.get("key") == key and e.get("operator") == "In"
+                                   and [str(v) for v in e.get("values") or []] == [value] for e in term)
+                               for term in terms)
+
+
+def _tolerates(spec: dict, key: str, value: str | None, effect: str = "NoSchedule") -> bool:
+    for t in spec.get("tolerations") or []:
+        if not isinstance(t, dict) or (t.get("effect") or effect) != effect:
+            continue
+        if t.get("key") in (None, "") and t.get("operator") == "Exists":
+            return True
+        if t.get("key") == key and (t.get("operator") == "Exists" or str(t.get("value", "")) == (value or "")):
+            return True
+    return False
+
+
+@rule("gpu-vendor", "the GPU resource matches the GPU's vendor (vllm-compose.io/gpu), the image and the "
+      "node affinity: nvidia.com/gpu with vLLM's CUDA image on NVIDIA nodes")
+def _gpu_vendor(b: Build) -> None:
+    from compose.core.errors import UnknownGPU
+    from compose.plan import catalog
+
+    for d, spec, c, where in b.vllm_deployments():
+        res = c.get("resources") or {}
+        requested = [r for r in GPU_RESOURCES if r in (res.get("limits") or {}) or r in (res.get("requests") or {})]
+        labels = _get(d, "spec", "template", "metadata", "labels", default={}) or {}
+        gpu_name = labels.get(GPU_LABEL)
+        if gpu_name:
+            try:
+                gpu = catalog.get_gpu(str(gpu_name))
+            except UnknownGPU as err:
+                if str(gpu_name).lower() in catalog.REMOVED_GPUS:
+                    b.add(d, f"spec.template.metadata.labels.{GPU_LABEL}", f"the pod is labelled for {gpu_name}, "
+                          f"which compose does not support: {catalog.REMOVED_GPUS[str(gpu_name).lower()]}",
+                          "regenerate the overlay for an NVIDIA GPU (`compose gpus`), or deploy this model by hand")
+                    continue
+                gpu = None
+                del err
+            if gpu is not None and requested and gpu.resource not in requested:
+                b.add(d, f"{where}.resources", f"the pod requests {', '.join(requested)} but runs on {gpu.name} "
+                      f"({gpu.vendor}), whose device plugin advertises {gpu.resource}: it never schedules",
+                      f"request {gpu.resource} (compose new-model writes it from the GPU catalog)")
+                continue
+        for r in requested:
+            vendor = next(v for v, name in catalog.VENDOR_RESOURCES.items() if name == r)
+            problems = []
+            image = str(c.get("image") or "")
+            rocm = "rocm" in image.lower()
+            if vendor == "nvidia" and rocm:
+                problems.append(f"the image {image} is a ROCm build")
+            if vendor != "nvidia" and not rocm:
+                problems.append(f"the image {image} is vLLM's CUDA build")
+            if vendor != "nvidia":
+                for key, value in _NVIDIA_NODE_TERMS.items():
+                    if any(e.get("key") == key and e.get("operator") == "In" and value in (e.get("values") or [])
+                           for term in _required_terms(spec) for e in term):
+                        problems.append(f"the node affinity requires {key}={value} (NVIDIA nodes)")
+            if vendor not in catalog.SUPPORTED_VENDORS:
+                problems.append(f"compose generates {', '.join(catalog.SUPPORTED_VENDORS)} deployments only")
+            if problems:
+                b.add(d, f"{where}.resources", f"the pod requests {r} ({vendor}) but " + "; ".join(problems),
+                      "request nvidia.com/gpu for an NVIDIA GPU with the vllm/vllm-openai image "
+                      "(docs/gpus.md explains why AMD is not generated)")
+
+
+@rule("capacity-type", "on a cloud that sells spot too, a pod not marked spot excludes every spot, preemptible "
+      "and interruptible node label (components/on-demand); a spot pod selects spot nodes")
+def _capacity(b: Build) -> None:
+    for d, spec, _c, _w in b.vllm_deployments():
+        cloud = b.cloud(d)
+        if cloud is None or not cloud.interruptible_labels:
+            continue
+        capacity = _annotations(d).get(CAPACITY_ANNOTATION)
+        if capacity == "spot":
+            key, value = cloud.spot_label
+            if not _requires_label(spec, key, value):
+                b.add(d, "spec.template.spec.nodeSelector", f"the pod is marked spot but does not select "
+                      f"{cloud.name}'s spot nodes ({key}={value}), so it runs on whatever capacity has room",
+                      f"select {key}: \"{value}\" (compose new-model --spot writes it in patch-placement.yaml)")
+            continue
+        allowed = []
+        for key, value in cloud.interruptible_labels:
+            if _excludes_label(spec, key, value):
+                continue
+            if cloud.spot_label and cloud.spot_taint == key and not _tolerates(spec, key, value):
+                continue  # the cloud taints that capacity and the pod does not tolerate it
+            allowed.append(f"{key}={value}")
+        if allowed:
+            b.add(d, "spec.template.spec.affinity.nodeAffinity", f"nothing keeps the pod off {cloud.name}'s "
+                  f"reclaimable capacity ({', '.join(allowed)}): {cloud.name} does not taint it"
+                  + (" and Karpenter prefers spot when a NodePool allows both" if cloud.name == "eks" else "")
+                  + ", so the replicas may be preempted at short notice",
+                  "add components/on-demand (required NotIn expressions for every cloud's spot labels; "
+                  "compose new-model adds it to every overlay without --spot), or mark the overlay spot")
+
+
+def _replica_range(b: Build, d: dict) -> tuple[int, int]:
+    """(floor, ceiling) of the Deployment's replica count: KEDA's min/max, else spec.replicas."""
+    sos = b.scaled_objects_for(d)
+    if sos:
+        lo = _int(_get(sos[0], "spec", "minReplicaCount", default=0)) or 0
+        hi = _int(_get(sos[0], "spec", "maxReplicaCount", default=100)) or 0
+        return min(lo, hi), hi
+    n = _int(_get(d, "spec", "replicas", default=1)) or 0
+    return n, n
+
+
+def _pod_labels(d: dict) -> dict:
+    return _get(d, "spec", "template", "metadata", "labels", default={}) or {}
+
+
+def _spread(spec: dict, key: str, pod_labels: dict) -> dict | None:
+    """The topology spread constraint on `key` that counts this pod's replicas."""
+    for t in spec.get("topologySpreadConstraints") or []:
+        if isinstance(t, dict) and t.get("topologyKey") == key and _labels_match(t.get("labelSelector"), pod_labels):
+            return t
+    return None
+
+
+def _anti_affine_per_node(spec: dict, pod_labels: dict) -> bool:
+    terms = _get(spec, "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution", default=[]) or []
+    return any(isinstance(t, dict) and t.get("topologyKey") == "kubernetes.io/hostname"
+               and _labels_match(t.get("labelSelector"), pod_labels) for t in terms)
+
+
+@rule("spread", "two or more replicas spread over nodes (hostname, DoNotSchedule; minDomains = the minimum "
+      "replicas when that is 2 or more) and zones (ScheduleAnyway); a single-node k3s box is exempt")
+def _spread_rule(b: Build) -> None:
+    for d, spec, _c, _w in b.vllm_deployments():
+        cloud = b.cloud(d)
+        if cloud is not None and cloud.single_node:
+            continue
+        floor, ceiling = _replica_range(b, d)
+        if ceiling < 2:
+            continue
+        labels = _pod_labels(d)
+        field = "spec.template.spec.topologySpreadConstraints"
+        host = _spread(spec, "kubernetes.io/hostname", labels)
+        if _anti_affine_per_node(spec, labels):
+            pass
+        elif host is None or host.get("whenUnsatisfiable") != "DoNotSchedule" or (_int(host.get("maxSkew")) or 0) != 1:
+            b.add(d, field, f"up to {ceiling} replicas and no hard per-node spread (kubernetes.io/hostname, maxSkew 1, "
+                  "DoNotSchedule) selecting them: several replicas can share one node, and one node failure or "
+                  "reclaim takes them all", "keep the base's hostname topologySpreadConstraint (its labelSelector "
+                  "must match the pod's labels)")
+        elif floor >= 2 and (_int(host.get("minDomains")) or 1) < floor:
+            b.add(d, field, f"the minimum of {floor} replicas has minDomains {host.get('minDomains', 'unset')} on "
+                  "kubernetes.io/hostname: while fewer nodes exist than that, the scheduler stacks the minimum "
+                  "on the nodes there are (maxSkew counts only existing nodes)",
+                  f"set minDomains: {floor} on the hostname constraint (compose writes it in patch-placement.yaml)")
+        zone = _spread(spec, "topology.kubernetes.io/zone", labels)
+        if zone is None:
+            b.add(d, field, f"up to {ceiling} replicas and no zone spread: they may all sit in one zone",
+                  "keep the base's topology.kubernetes.io/zone constraint (maxSkew 1, ScheduleAnyway)")
+        elif zone.get("whenUnsatisfiable") != "ScheduleAnyway":
+            b.add(d, field, "the zone spread is DoNotSchedule: GPU capacity is often in one zone (and nodes "
+                  "without a zone label are not eligible), so scale-out stalls",
+                  "use whenUnsatisfiable: ScheduleAnyway for topology.kubernetes.io/zone")
+
+
+SINGLE_REPLICA_REASON = "vllm-compose.io/single-replica-reason"
+PROD_MIN_REPLICAS = 2
+
+
+@rule("prod-replicas", f"a prod overlay (vllm-compose.io/env=prod) keeps at least {PROD_MIN_REPLICAS} replicas, "
+      f"or says in one line why not ({SINGLE_REPLICA_REASON} on its ScaledObject)")
+def _prod_replicas(b: Build) -> None:
+    for d, _spec, _c, _w in b.vllm_deployments():
+        labels = {**(_get(d, "metadata", "labels", default={}) or {}), **_pod_labels(d)}
+        if labels.get(ENV_LABEL) != "prod":
+            continue
+        floor, _ = _replica_range(b, d)
+        if floor >= PROD_MIN_REPLICAS:
+            continue
+        sos = b.scaled_objects_for(d)
+        holder = sos[0] if sos else d
+        reason = str(_annotations(holder).get(SINGLE_REPLICA_REASON) or "").strip()
+        if reason and "\n" not in reason:
+            continue
+        field = "spec.minReplicaCount" if sos else "spec.replicas"
+        b.add(holder, field, f"a prod model runs a minimum of {floor} replica(s) without a recorded reason: one "
+              "node drain, upgrade or preemption takes it down for a whole cold start",
+              f"keep minReplicaCount >= {PROD_MIN_REPLICAS}, or record why one is enough in one line: "
+              f"`compose new-model ... --replicas 1:N --single-replica-reason \"...\"` (annotation {SINGLE_REPLICA_REASON})")
 
 
 @rule("runtime-class", "runtimeClassName only where the cloud has that RuntimeClass (k3s: nvidia), never on eks/gke/aks")
@@ -949,6 +1216,7 @@ def check_policy(
     *,
     load_seconds: Callable[[dict], float | None] | None = None,
     rules: Iterable[str] | None = None,
+    require_digest: bool = False,
 ) -> list[Finding]:
     """Run every policy rule over one rendered build and return all findings, sorted.
 
@@ -959,10 +1227,18 @@ def check_policy(
     load_seconds: optional callable Deployment -> estimated load seconds (or None to
         fall back to the annotation); lets a caller plug the planner in directly.
     rules: restrict to these rule ids (see RULES); default all.
+    require_digest: every image must be pinned by digest (`compose check --require-digest`).
     """
-    b = Build(docs, source, readme_text, load_seconds)
+    b = Build(docs, source, readme_text, load_seconds, require_digest)
     for rid in (list(RULES) if rules is None else list(rules)):
         if rid not in RULES:
             raise InvalidInput(f"unknown policy rule {rid!r}; choose from: {', '.join(RULES)}")
         RULES[rid][1](b)
     return sorted(set(b.findings))
+
+
+# The route, inference-pool and canary rules register themselves with `rule` (issue 14).
+from compose.verify import routingpolicy as _routingpolicy  # noqa: E402,F401
+# The security rules (Pod Security, credentials, images, namespaces) live in their own
+# module and register themselves into RULES on import.
+from compose.verify import security as _security  # noqa: E402,F401

@@ -361,6 +361,10 @@ def _file_validators(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str
             schema = to_strict(raw)
             props = dict(schema.get("properties") or {})
             props["metadata"] = {"type": "object"}  # names/labels: _metadata_findings
+            # The API server always accepts these at the root; some CRDs (Istio's) leave
+            # them out of their schema, which the closed root would then reject.
+            props.setdefault("apiVersion", {"type": "string"})
+            props.setdefault("kind", {"type": "string"})
             schema["properties"] = props
             key = (f"{spec['group']}/{v['name']}", spec["names"]["kind"])
             out[key] = jsonschema.Draft4Validator(schema)

@@ -1,0 +1,248 @@
+"""Read-only access to a live cluster through the official `kubernetes` client.
+
+`connect()` resolves the kubeconfig the way kubectl does: `--kubeconfig FILE`,
+else `$KUBECONFIG` (a `:`-separated list, merged), else `~/.kube/config`, else
+the in-cluster service account. It returns a `Cluster` that can only GET:
+there is no method that sends anything else, every request carries a
+timeout, and every request is recorded in `Cluster.requests` (the tests audit
+it). Objects come back as the API's own JSON (dicts with camelCase keys), which
+is what the scheduling filters in `scheduling.py` read.
+
+Errors: a cluster that does not answer (refused, timeout, TLS, 401) raises
+`ClusterUnreachable` (exit 2 at the CLI edge); an error status on one read raises
+`NotFound` (404), `Forbidden` (403) or `ClusterApiError`, which the checks turn
+into findings.
+
+The `kubernetes` package is an optional extra (`pip install 'vllm-compose[cluster]'`);
+it is imported here, inside `connect()`, and nowhere else, so the offline commands
+never load it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from compose.core.errors import (
+    ClientMissing,
+    ClusterApiError,
+    ClusterUnreachable,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
+
+# (connect, read) seconds for every request.
+DEFAULT_TIMEOUT = (5.0, 30.0)
+PAGE_SIZE = 500
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+INSTALL_HINT = "the Kubernetes client is not installed: pip install 'vllm-compose[cluster]' (or pip install kubernetes)"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the requests go, for the report header."""
+
+    server: str
+    context: str | None  # None in-cluster
+    source: str  # "kubeconfig /path[:/path]" or "in-cluster service account"
+
+
+@dataclass
+class Cluster:
+    """A read-only view of one cluster. Every method is a GET."""
+
+    api: Any  # kubernetes.client.ApiClient
+    connection: Connection
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path), for audits
+    _version: dict | None = None
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, path: str, **query: Any) -> dict:
+        """The JSON object at `path`; NotFound, Forbidden, ClusterApiError or ClusterUnreachable."""
+        body = self._get(path, query)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ClusterApiError(f"GET {path}: the API server answered something that is not JSON", 200, path) from None
+
+    def find(self, path: str, **query: Any) -> dict | None:
+        """Like get(), but None when the object does not exist."""
+        try:
+            return self.get(path, **query)
+        except NotFound:
+            return None
+
+    def list(self, path: str, **query: Any) -> list[dict]:
+        """Every item of a collection, following `continue` tokens."""
+        return list(self.iter(path, **query))
+
+    def iter(self, path: str, **query: Any) -> Iterator[dict]:
+        token = None
+        while True:
+            page = self.get(path, limit=PAGE_SIZE, **query, **({"continue": token} if token else {}))
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def text(self, path: str, timeout: tuple[float, float] | None = None, **query: Any) -> str:
+        """A plain-text GET (container logs)."""
+        return self._get(path, query, accept="text/plain", timeout=timeout).decode("utf-8", "replace")
+
+    def version(self) -> dict:
+        if self._version is None:
+            self._version = self.get("/version")
+        return self._version
+
+    def close(self) -> None:
+        try:
+            self.api.close()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+    # ------------------------------------------------------------------ transport
+
+    def _get(self, path: str, query: dict, accept: str = "application/json",
+             timeout: tuple[float, float] | None = None) -> bytes:
+        params = [(k, v) for k, v in query.items() if v is not None]
+        self.requests.append(("GET", path))
+        try:
+            serialized = self.api.param_serialize(
+                method="GET", resource_path=path, query_params=params,
+                header_params={"Accept": accept}, auth_settings=["BearerToken"],
+            )
+            resp = self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
+            resp.read()
+        except (TypeError, AttributeError, KeyError, NameError):  # our bugs stay bugs
+            raise
+        except Exception as err:  # urllib3 / ssl / exec-plugin failures: nothing answered
+            raise ClusterUnreachable(self._unreachable(err)) from None
+        status, data = resp.status, resp.data or b""
+        if 200 <= status < 300:
+            return data
+        message = _status_message(data) or f"HTTP {status}"
+        if status == 401:
+            raise ClusterUnreachable(
+                f"the cluster at {self.connection.server} rejected the credentials of {self._where()} (401 {message}); "
+                "log in again (e.g. aws eks update-kubeconfig, gcloud container clusters get-credentials, az aks get-credentials)"
+            )
+        if status == 404:
+            raise NotFound(f"GET {path}: not found ({message})", status, path)
+        if status == 403:
+            raise Forbidden(f"GET {path}: forbidden: {message}", status, path)
+        raise ClusterApiError(f"GET {path}: HTTP {status}: {message}", status, path)
+
+    def _where(self) -> str:
+        c = self.connection
+        return f"context {c.context}" if c.context else c.source
+
+    def _unreachable(self, err: Exception) -> str:
+        reason = getattr(err, "reason", None) or err
+        text = " ".join(str(reason).split())
+        for needle, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
+                              ("Name or service not known", "host name not found"),
+                              ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted")):
+            if needle in text:
+                text = short
+                break
+        return (f"cannot reach the cluster at {self.connection.server} ({self._where()}): {text[:200]}; "
+                "check --context/--kubeconfig, the VPN or the API server's address")
+
+
+def _status_message(data: bytes) -> str:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return " ".join(data.decode("utf-8", "replace").split())[:300]
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("reason") or "")
+    return ""
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def kubeconfig_paths(kubeconfig: str | Path | None) -> tuple[list[Path], str]:
+    """The kubeconfig files to merge, and where the list came from (kubectl's order)."""
+    if kubeconfig:
+        path = Path(kubeconfig).expanduser()
+        if not path.is_file():
+            raise InvalidInput(f"--kubeconfig {kubeconfig}: no such file")
+        return [path], "--kubeconfig"
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        paths = [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+        return [p for p in paths if p.is_file()], "$KUBECONFIG"
+    default = Path("~/.kube/config").expanduser()
+    return ([default] if default.is_file() else []), "~/.kube/config"
+
+
+def first_current_context(paths: list[Path]) -> str | None:
+    """kubectl's rule: the first file of the list that sets current-context wins
+    (the Python client's merger would take the last)."""
+    import yaml
+
+    for path in paths:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and doc.get("current-context"):
+            return str(doc["current-context"])
+    return None
+
+
+def connect(kubeconfig: str | Path | None = None, context: str | None = None,
+            timeout: tuple[float, float] = DEFAULT_TIMEOUT, check: bool = True) -> Cluster:
+    """A read-only Cluster for the resolved kubeconfig and context. With `check`,
+    GET /version first, so an unreachable cluster is one ClusterUnreachable."""
+    try:
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+    except ImportError:
+        raise ClientMissing(INSTALL_HINT) from None
+
+    cfg = client.Configuration()
+    paths, origin = kubeconfig_paths(kubeconfig)
+    joined = os.pathsep.join(str(p) for p in paths)
+    try:
+        if paths:
+            contexts, _ = config.list_kube_config_contexts(config_file=joined)
+            names = [c["name"] for c in contexts or []]
+            chosen = context or first_current_context(paths)
+            if context and context not in names:
+                raise InvalidInput(f"--context {context}: no such context in {joined} (have: {', '.join(names) or 'none'})")
+            if not chosen:
+                raise InvalidInput(f"{joined} sets no current-context: pass --context (have: {', '.join(names) or 'none'})")
+            config.load_kube_config(config_file=joined, context=chosen, client_configuration=cfg, persist_config=False)
+            source = f"kubeconfig {joined}"
+        elif os.environ.get("KUBERNETES_SERVICE_HOST") and IN_CLUSTER_TOKEN.is_file():
+            if context:
+                raise InvalidInput("--context needs a kubeconfig; none found (running in-cluster)")
+            config.load_incluster_config(client_configuration=cfg)
+            chosen, source = None, "in-cluster service account"
+        else:
+            where = "the file given" if origin == "--kubeconfig" else (
+                f"$KUBECONFIG={os.environ.get('KUBECONFIG')}" if origin == "$KUBECONFIG" else "~/.kube/config")
+            raise InvalidInput(f"no kubeconfig found ({where}) and not running in a cluster: "
+                               "pass --kubeconfig FILE or set KUBECONFIG")
+    except ConfigException as err:
+        raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: {' '.join(str(err).split())}") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:  # unreadable or malformed files
+        raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: cannot load it: {err}") from None
+    cfg.retries = 1  # one retry on a dropped connection; no long back-off when nothing listens
+    api = client.ApiClient(cfg)
+    api.user_agent = "vllm-compose (read-only)"
+    cluster = Cluster(api, Connection(cfg.host, chosen, source), timeout)
+    if check:
+        cluster.version()
+    return cluster
+
+
+__all__ = ["Cluster", "Connection", "connect", "kubeconfig_paths", "DEFAULT_TIMEOUT"]
