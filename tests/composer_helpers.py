@@ -85,6 +85,34 @@ def full_repo(tmp: Path, name: str = "full") -> Path:
     return root
 
 
+GATEWAY = "gateway-system/inference"
+ROUTED = "dev-qwen2-5-7b"  # the routed overlay of routed_full_repo()
+ROUTED_OPTIONS = dict(model="qwen2.5-7b", cloud="gke", gpu="l4", gateway=GATEWAY)
+CANARY_IMAGE = "vllm/vllm-openai:v0.33.0-cu130"
+
+
+def routed_full_repo(tmp: Path, name: str = "routed", canary: bool = False) -> Path:
+    """full_repo() plus a model behind a Gateway (overlays/dev-qwen2-5-7b, with its Argo CD
+    and Flux entries), and with `canary` its canary running at 10 %; committed."""
+    from compose.generate import overlay
+    from compose.publish import canary as canary_lib
+    from compose.publish import regenerate
+
+    root = full_repo(tmp, name)
+    regenerate.new_model(root, overlay.Options(**ROUTED_OPTIONS))
+    if canary:
+        canary_lib.apply_change(root, canary_lib.plan_start(root, ROUTED, weight=10, image=CANARY_IMAGE))
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "routed")
+    return root
+
+
+def copy_repo(template: Path, dest: Path) -> Path:
+    """A copy of a checkout (its .git included), for tests that change it."""
+    shutil.copytree(template, dest, symlinks=True)
+    return dest
+
+
 def git(root: Path, *args: str) -> str:
     import subprocess
 

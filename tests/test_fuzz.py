@@ -46,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("kubectl")
 BUDGET = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
 # Shares follow the cost of one example: planning-only runs are cheap, writes build with kustomize.
 SHARES = {"new_model": 0.03, "new_model_hostile": 0.17, "plan": 0.22, "plan_valid": 0.12, "gitops": 0.05,
-          "other": 0.06, "config": 0.25, "plan_file": 0.10}
+          "other": 0.06, "config": 0.23, "plan_file": 0.10, "canary": 0.007, "cluster": 0.013}
 RUN_SECONDS = 30.0
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -165,6 +165,15 @@ urls = st.one_of(
 )
 revisions = st.one_of(texts, st.sampled_from([SHA, "main", "refs/tags/v1", "a//b", "x.lock", "../x", "a" * 300]))
 hub_ids = st.one_of(texts, st.sampled_from(["Qwen/Qwen2.5-7B-Instruct", "me/m", "a--b/c", "../..", "a/b/c", "org/x"]))
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "A1b2C3"  # the shape of a GitHub token, not a real one
+GATEWAY = "gateway-system/inference"
+GOOD_IMAGES = ["vllm/vllm-openai:v0.33.0-cu130", "v0.33.1", "registry.example.com/m/vllm:v1",
+               f"vllm/vllm-openai:v0.33.0@{DIGEST}"]
+BAD_IMAGES = ["vllm/vllm-openai:latest", "vllm/vllm-openai", f"me:{TOKEN}@ghcr.io/x:v1", "UPPER:v1", "x" * 600,
+              "a@b/c:v1"]
+images = st.sampled_from(GOOD_IMAGES + BAD_IMAGES)
+gateways = st.sampled_from([GATEWAY, "gw/x", "../x", "a/b/c", "nope", "gw/" + "x" * 300, "Gw/x"])
 
 
 def optional(flag: str, values):
@@ -216,8 +225,22 @@ new_model_argv = st.tuples(
         optional("--hf-repo", hub_ids),
         optional("--revision", revisions),
     ),
-    st.lists(st.sampled_from(["--spot", "--no-monitoring", "--dry-run", "--force"]), max_size=3, unique=True),
-).map(lambda t: ["new-model", t[0], *t[1], *t[2]])
+    flags(  # issues 10, 11 and 14
+        optional("--gpus-per-node", numbers),
+        optional("--single-replica-reason", st.one_of(texts, st.sampled_from(["batch only", "x" * 40000, "a\nb"]))),
+        optional("--image", st.one_of(texts, images)),
+        optional("--gateway", st.one_of(texts, gateways)),
+        optional("--hostname", st.one_of(texts, st.sampled_from(["llm.example.com", "*.example.com", "a." * 200]))),
+        optional("--route-match", st.sampled_from(["header", "path", "both", "all"])),
+        optional("--router", st.sampled_from(["service", "inference-pool", "nginx"])),
+        optional("--mesh", st.sampled_from(["istio", "linkerd"])),
+        optional("--image-digest", st.one_of(texts, st.sampled_from([DIGEST, "sha256:" + "g" * 64]))),
+        optional("--api-key-secret", texts),
+        optional("--allow-from", texts),
+    ),
+    st.lists(st.sampled_from(["--spot", "--no-monitoring", "--dry-run", "--force", "--network-policy",
+                              "--no-network-policy"]), max_size=3, unique=True),
+).map(lambda t: ["new-model", t[0], *t[1], *t[2], *t[3]])
 
 NEW_MODEL_OPTIONS = [
     (None, ["llama-3.1-8b", "qwen2.5-7b", "mistral-7b", GOOD_CONFIG], ["no-such-model", "/etc/passwd", "../../x"]),
@@ -236,7 +259,19 @@ NEW_MODEL_OPTIONS = [
     ("--kv-cache-dtype", ["auto", "fp8"], ["int4"]),
     ("--prometheus-url", ["http://prom:9090", "https://prom.example.com/x"], ["ftp://x/y", "http://a b", *HOSTILE_TEXT]),
     ("--hf-repo", ["me/m", "org/x-1"], ["a--b/c", "../..", "a/b/c", *HOSTILE_TEXT]),
-    ("--revision", [SHA, "main", "v1.0"], ["a//b", "x.lock", "../x", "a" * 300]),
+    ("--revision", [SHA], ["main", "v1.0", "a//b", "x.lock", "../x", "a" * 300]),
+    # issues 10, 11 and 14
+    ("--gpus-per-node", ["1", "2", "4", "8"], ["0", "17", "100000000", *HOSTILE_NUMBERS]),
+    ("--single-replica-reason", ["batch only; a cold start is fine"], ["x" * 40000, "a\nb", "\x1b[31m", *HOSTILE_TEXT]),
+    ("--image", GOOD_IMAGES, BAD_IMAGES),
+    ("--gateway", [GATEWAY, "gw/shared"], ["../x", "a/b/c", "nope", "gw/" + "x" * 300, *HOSTILE_TEXT]),
+    ("--hostname", ["llm.example.com", "*.example.com"], ["a." * 200, "evil{{ .Foo }}", *HOSTILE_TEXT]),
+    ("--route-match", ["header", "path", "both"], ["all"]),
+    ("--router", ["service", "inference-pool"], ["nginx"]),
+    ("--mesh", ["istio"], ["linkerd"]),
+    ("--image-digest", [DIGEST], ["sha256:" + "g" * 64, "sha256:" + "a" * 40000, *HOSTILE_TEXT]),
+    ("--api-key-secret", ["vllm-api-key", "keys.v1"], ["../x", "s" * 300, *HOSTILE_TEXT]),
+    ("--allow-from", ["gateway", "team-a", "kube-system"], ["x" * 40000, *HOSTILE_TEXT]),
 ]
 
 
@@ -262,7 +297,9 @@ def _new_model_property(checkout: Path, argv: list[str]) -> None:
 @given(rnd=st.randoms(use_true_random=True))
 def test_fuzz_new_model(checkout, rnd):
     """Mostly valid options: many runs write an overlay and the GitOps files that list it."""
-    argv = sampled_argv(rnd, ["new-model"], NEW_MODEL_OPTIONS, ("--spot", "--no-monitoring", "--dry-run", "--force"))
+    argv = sampled_argv(rnd, ["new-model"], NEW_MODEL_OPTIONS, ("--spot", "--no-monitoring", "--dry-run", "--force",
+                                                                "--network-policy", "--no-network-policy"),
+                        present=0.25)
     _new_model_property(checkout, argv)
 
 
@@ -276,6 +313,8 @@ def test_fuzz_new_model_hostile(checkout, argv):
 # --------------------------------------------------------------------------- plan (read-only)
 
 
+STORAGES = ["efs", "filestore-basic-hdd", "filestore-basic-ssd", "azure-files-standard", "azure-files-premium",
+            "local-path", "local-nvme"]
 plan_argv = st.tuples(
     st.one_of(st.sampled_from(["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "qwen2.5-7b", GOOD_CONFIG]), texts),
     flags(
@@ -296,8 +335,11 @@ plan_argv = st.tuples(
         optional("--hf-repo", hub_ids),
         optional("--revision", revisions),
         optional("--format", st.sampled_from(["table", "json", "xml"])),
+        optional("--storage", st.one_of(texts, st.sampled_from(STORAGES))),
+        optional("--concurrent-loads", numbers),
     ),
-).map(lambda t: ["plan", t[0], *t[1]])
+    st.lists(st.sampled_from(["--enable-expert-parallel", "--no-expert-parallel"]), max_size=1),
+).map(lambda t: ["plan", t[0], *t[1], *t[2]])
 
 PLAN_OPTIONS = [
     (None, ["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "qwen2.5-7b", GOOD_CONFIG], ["no-such", *HOSTILE_TEXT]),
@@ -315,6 +357,8 @@ PLAN_OPTIONS = [
     ("--spot-notice-seconds", ["15", "30", "120"], HOSTILE_NUMBERS),
     ("--vllm-version", ["0.33.0", "v0.11", "0.6.4.post1"], ["0.1." + "a" * 30 + "!", *HOSTILE_TEXT]),
     ("--format", ["table", "json"], ["xml"]),
+    ("--storage", STORAGES, ["nvme", "x" * 40000, *HOSTILE_TEXT]),
+    ("--concurrent-loads", ["1", "2", "8", "1000"], ["1001", *HOSTILE_NUMBERS]),
 ]
 
 
@@ -322,7 +366,7 @@ PLAN_OPTIONS = [
 @given(rnd=st.randoms(use_true_random=True))
 def test_fuzz_plan_mostly_valid(checkout, rnd):
     """Mostly valid plans: the planner's own failure modes (does not fit, bad TP) stay one line."""
-    argv = sampled_argv(rnd, ["plan"], PLAN_OPTIONS, present=0.3)
+    argv = sampled_argv(rnd, ["plan"], PLAN_OPTIONS, ("--enable-expert-parallel", "--no-expert-parallel"), present=0.3)
     if "--gpu" not in argv:
         argv += ["--gpu", "h100-80gb"]
     cwd = os.getcwd()
@@ -426,6 +470,134 @@ def test_fuzz_regen_build_check_list(checkout, argv):
     finally:
         os.chdir(cwd)
         reset(checkout, changed)
+
+
+# --------------------------------------------------------------------------- canary
+
+
+@pytest.fixture(scope="module")
+def canary_checkouts(tmp_path_factory) -> dict[str, Path]:
+    """Two checkouts with a model behind a Gateway: one without a canary (for start), one with
+    its canary running at 10 % (for set-weight, promote and abort); committed."""
+    from composer_helpers import routed_full_repo
+
+    out = {}
+    for running in (False, True):
+        root = routed_full_repo(tmp_path_factory.mktemp("fuzz-canary"), canary=running)
+        _BASELINE[str(root)] = fingerprint(root)
+        out["running" if running else "stable"] = root
+    return out
+
+
+CANARY_STABLE = "dev-qwen2-5-7b"
+CANARY_OVERLAY = [CANARY_STABLE, CANARY_STABLE + "-canary", "overlays/" + CANARY_STABLE]
+CANARY_BAD_OVERLAY = ["dev-8b", "dev-nothing", "../x", "x" * 40000, *HOSTILE_TEXT]
+CANARY_START_OPTIONS = [
+    (None, CANARY_OVERLAY, CANARY_BAD_OVERLAY),
+    ("--weight", ["0", "10", "50", "100"], ["101", "-1", "1e3", *HOSTILE_NUMBERS]),
+    ("--image", GOOD_IMAGES, BAD_IMAGES),
+    ("--revision", ["1" * 40], ["main", "a" * 300, *HOSTILE_TEXT]),
+    ("--set", ["max_model_len=16384", "gpu_memory_utilization=0.85", "kv_cache_dtype=fp8", "spot=true",
+               "prompt_tokens=2048"],
+     ["max_model_len=" + "9" * 40000, "gpu=../x", "colour=blue", "=", "max_model_len=1e400", "spot=maybe",
+      "x" * 40000 + "=1", "gpu_memory_utilization=nan", "tensor_parallel_size=65"]),
+    ("--replicas", ["1", "2", "4"], ["0", "5", *HOSTILE_NUMBERS]),
+]
+CANARY_OTHER = [
+    ("set-weight", [(None, CANARY_OVERLAY, CANARY_BAD_OVERLAY), (None, ["0", "35", "100"], ["101", "-5", "x"])]),
+    ("promote", [(None, CANARY_OVERLAY, CANARY_BAD_OVERLAY)]),
+    ("abort", [(None, CANARY_OVERLAY, CANARY_BAD_OVERLAY)]),
+]
+
+
+@fuzz_settings("canary")
+@given(rnd=st.randoms(use_true_random=True))
+def test_fuzz_canary(canary_checkouts, rnd):
+    """canary start on a routed model, or set-weight/promote/abort on a running canary: one
+    line and nothing written, or exactly the two overlays and the GitOps trees, idempotent."""
+    if rnd.random() < 0.5:
+        root = canary_checkouts["stable"]
+        argv = sampled_argv(rnd, ["canary", "start"], CANARY_START_OPTIONS, ("--dry-run",), hostile=0.12, present=0.5)
+        if "--image" not in argv and "--revision" not in argv and "--set" not in argv and rnd.random() < 0.8:
+            argv += ["--image", GOOD_IMAGES[0]]
+        if "--weight" not in argv and rnd.random() < 0.9:
+            argv += ["--weight", "10"]
+    else:
+        root = canary_checkouts["running"]
+        command, options = rnd.choice(CANARY_OTHER)
+        argv = sampled_argv(rnd, ["canary", command], options, ("--dry-run",), hostile=0.12, present=1.0)
+    changed = None
+    try:
+        res = run_checked(root, argv)
+        changed = changed_paths(root)
+        if res.exit_code != 0 or "--dry-run" in argv:
+            assert changed == [], (argv, changed)
+            return
+        assert changed, argv
+        assert inside(changed, [f"overlays/{CANARY_STABLE}", f"overlays/{CANARY_STABLE}-canary", "argocd", "flux"]), \
+            (argv, changed)
+        again = run_checked(root, ["regen", "--all", "--check"])
+        assert again.exit_code == 0, (argv, again.output[-2000:])
+    finally:
+        reset(root, changed)
+
+
+# --------------------------------------------------------------------------- doctor and status, no cluster
+
+
+@pytest.fixture(scope="module")
+def closed_kubeconfig(tmp_path_factory) -> Path:
+    """A kubeconfig whose server is a loopback port nothing listens on: every run ends at
+    the first request, refused at once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: ctx, context: {cluster: c, user: u}}]\ncurrent-context: ctx\n")
+    return path
+
+
+CLUSTER_SECONDS = 15.0
+
+
+@fuzz_settings("cluster")
+@given(rnd=st.randoms(use_true_random=True))
+def test_fuzz_doctor_status(checkout, closed_kubeconfig, rnd):
+    """doctor and status with hostile arguments and no cluster reachable: exit 2 with one
+    line (or a usage error), quickly, and nothing written."""
+    kube = str(closed_kubeconfig)
+    common = [
+        ("--kubeconfig", [kube], [kube + ".missing", "/etc", "k" * 5000, *HOSTILE_TEXT]),
+        ("--context", ["ctx"], ["nope", "x" * 40000, *HOSTILE_TEXT]),
+        ("--timeout", ["1", "2"], ["0", "601", "1e9", *HOSTILE_NUMBERS]),
+        ("--format", ["text", "json"], ["xml"]),
+    ]
+    if rnd.random() < 0.5:
+        argv = sampled_argv(rnd, ["doctor"], [(None, ["dev-8b", "prod-70b"], ["nope", "x" * 5000, *HOSTILE_TEXT]),
+                                               *common, ("--gitops", ["argocd", "flux"], ["helm"])],
+                            ("--strict",), hostile=0.2, present=0.5)
+    else:
+        overlay = [(None, ["dev-8b", "prod-70b"], ["nope", "x" * 5000, *HOSTILE_TEXT])] if rnd.random() < 0.7 else []
+        argv = sampled_argv(rnd, ["status"], [*overlay, *common,
+                                               ("--interval", ["1", "5"], ["0", "1e9", *HOSTILE_NUMBERS]),
+                                               ("--prometheus-url", ["http://127.0.0.1:1"],
+                                                ["file:///etc/passwd", "x" * 5000, *HOSTILE_TEXT])],
+                            ("--all", "--no-logs"), hostile=0.2, present=0.5)
+    if "--kubeconfig" not in argv:
+        argv += ["--kubeconfig", kube]
+    if "--timeout" not in argv:
+        argv += ["--timeout", "1"]
+    start = time.monotonic()
+    res = run_checked(checkout, argv)
+    assert time.monotonic() - start < CLUSTER_SECONDS, argv[:4]
+    assert res.exit_code == 2, (argv[:6], res.output[-2000:])  # no cluster: never "ok", never "findings"
+    assert changed_paths(checkout) == []
 
 
 # --------------------------------------------------------------------------- mutated config.json

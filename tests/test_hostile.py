@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from compose.core import kustomize, yamlio
 from compose.core.errors import EXIT_INTERNAL, EXIT_INVALID
-from composer_helpers import REPO, cli, full_repo, git_status, leftovers, snapshot
+from composer_helpers import REPO, cli, compose_subprocess, full_repo, git_status, leftovers, snapshot
 
 pytestmark = pytest.mark.usefixtures("kubectl")
 
@@ -593,3 +593,332 @@ def test_list_survives_a_plan_section_without_its_figures(repo):
     assert res.exit_code == 0, res.output
     (row,) = [line for line in res.stdout.splitlines() if line.startswith("dev-8b")]
     assert " ? " in row and "llama-3.1-8b" in row
+
+
+# =========================================================================== issues 10-14: the options and commands
+# added after issue 9 (placement, security, doctor/status, the planner's catalogs, routing
+# and canaries) hold the same guarantees: a bad value is one line and exit 2, nothing is
+# written, nothing hangs, a credential is never echoed, a bug is exit 3 with the traceback.
+
+CLOSED_PORT_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:%d"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: ctx, context: {cluster: c, user: u}}]
+current-context: ctx
+"""
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def routed_template(tmp_path_factory) -> Path:
+    from composer_helpers import routed_full_repo
+
+    return routed_full_repo(tmp_path_factory.mktemp("routed"))
+
+
+@pytest.fixture(scope="module")
+def canary_template(tmp_path_factory) -> Path:
+    from composer_helpers import routed_full_repo
+
+    return routed_full_repo(tmp_path_factory.mktemp("canary"), canary=True)
+
+
+@pytest.fixture()
+def routed(routed_template, tmp_path) -> Path:
+    from composer_helpers import copy_repo
+
+    return copy_repo(routed_template, tmp_path / "routed")
+
+
+@pytest.fixture()
+def with_canary(canary_template, tmp_path) -> Path:
+    from composer_helpers import copy_repo
+
+    return copy_repo(canary_template, tmp_path / "with-canary")
+
+
+ROUTED_NAME = "dev-qwen2-5-7b"
+IMAGE = "vllm/vllm-openai:v0.33.0-cu130"
+TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "A1b2C3"  # the shape of a GitHub token, not a real one
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("canary", "start", "dev-nothing", "--image", IMAGE, "--weight", "10"), "no overlay 'dev-nothing'"),
+    (("canary", "start", "../../etc", "--image", IMAGE, "--weight", "10"), "no overlay"),
+    (("canary", "start", "x" * 40000, "--image", IMAGE, "--weight", "10"), "no overlay"),
+    (("canary", "start", "dev-8b", "--image", IMAGE, "--weight", "10"), "no route to split"),
+    (("canary", "start", ROUTED_NAME, "--weight", "10"), "must change something"),
+    (("canary", "start", ROUTED_NAME, "--image", IMAGE, "--weight", "101"), "--weight"),
+    (("canary", "start", ROUTED_NAME, "--image", IMAGE, "--weight", "-1"), "--weight"),
+    (("canary", "start", ROUTED_NAME, "--image", IMAGE, "--weight", "10", "--replicas", "5"), "--replicas"),
+    (("canary", "start", ROUTED_NAME, "--image", "vllm/vllm-openai:latest", "--weight", "10"), "floating tag"),
+    (("canary", "start", ROUTED_NAME, "--image", "x" * 40000, "--weight", "10"), "--image"),
+    (("canary", "start", ROUTED_NAME, "--vllm-version", "../../../etc/passwd", "--weight", "10"), "--vllm-version"),
+    (("canary", "start", ROUTED_NAME, "--vllm-version", "0." * 20000, "--weight", "10"), "--vllm-version"),
+    (("canary", "start", ROUTED_NAME, "--revision", "main", "--weight", "10"), "40-character"),
+    (("canary", "start", ROUTED_NAME, "--set", "x" * 40000 + "=1", "--weight", "10"), "invalid --set"),
+    (("canary", "start", ROUTED_NAME, "--set", "max_model_len=" + "9" * 40000, "--weight", "10"), "takes a int"),
+    (("canary", "start", ROUTED_NAME, "--set", "max_model_len=99999999999", "--weight", "10"), "--max-model-len"),
+    (("canary", "start", ROUTED_NAME, "--set", "gpu_memory_utilization=nan", "--weight", "10"),
+     "--gpu-memory-utilization"),
+    (("canary", "start", ROUTED_NAME, "--set", "gpu=../../x", "--weight", "10"), "unknown GPU"),
+    (("canary", "start", ROUTED_NAME, "--set", "kv_cache_dtype=int4", "--weight", "10"), "--kv-cache-dtype"),
+    (("canary", "start", ROUTED_NAME, *["--set", "spot=false"] * 17, "--weight", "10"), "at most 16"),
+    (("canary", "set-weight", ROUTED_NAME, "101"), "less than or equal to 100"),
+    (("canary", "set-weight", ROUTED_NAME, "50"), "has no canary running"),
+    (("canary", "promote", ROUTED_NAME), "has no canary running"),
+    (("canary", "abort", ROUTED_NAME), "has no canary running"),
+    (("canary", "promote", "x" * 40000), "no overlay"),
+])
+def test_bad_canary_commands_are_one_line_and_write_nothing(routed, args, needle):
+    before = snapshot(routed)
+    start = time.perf_counter()
+    line = one_line_error(cli(*args, repo=routed))
+    assert time.perf_counter() - start < 5
+    assert needle in line, line
+    assert len(line) < 1200, len(line)
+    assert snapshot(routed) == before and leftovers(routed) == []
+
+
+@pytest.mark.parametrize("image", [
+    f"user:{TOKEN}@ghcr.io/me/vllm:v1", f"https://me:{TOKEN}@ghcr.io/me/vllm:v1", f"ghcr.io/me/vllm:{TOKEN}",
+    "me:hunter2@registry.example.com/vllm:v1",
+])
+def test_credentials_in_image_are_refused_and_never_echoed(routed, image):
+    before = snapshot(routed)
+    for args in (("new-model", "llama-3.1-8b", "--cloud", "gke", "--gpu", "l4", "--image", image),
+                 ("canary", "start", ROUTED_NAME, "--image", image, "--weight", "10")):
+        line = one_line_error(cli(*args, repo=routed))
+        assert "credentials" in line, line
+        assert TOKEN not in line and "hunter2" not in line, line
+    assert snapshot(routed) == before
+
+
+def test_a_canary_of_a_hand_written_overlay_is_refused(routed):
+    d = routed / "overlays" / ROUTED_NAME
+    for f in d.iterdir():  # a person took the whole overlay over: no generated headers
+        f.write_text("\n".join(line for line in f.read_text().splitlines() if "Generated by compose" not in line))
+    before = snapshot(routed)
+    line = one_line_error(cli("canary", "start", ROUTED_NAME, "--image", IMAGE, "--weight", "10", repo=routed))
+    assert "was not generated by compose" in line
+    assert snapshot(routed) == before
+
+
+def test_a_hand_written_canary_directory_is_never_deleted(with_canary):
+    notes = with_canary / "overlays" / f"{ROUTED_NAME}-canary" / "NOTES.md"
+    notes.write_text("my notes\n")
+    before = snapshot(with_canary)
+    for command in ("promote", "abort"):
+        line = one_line_error(cli("canary", command, ROUTED_NAME, repo=with_canary))
+        assert "compose did not generate (NOTES.md)" in line, line
+    assert snapshot(with_canary) == before
+
+
+def test_a_canary_whose_change_would_not_build_writes_nothing(with_canary):
+    """The transaction builds the stable overlay in its view: a hand-added patch that no
+    longer applies stops set-weight before anything is written."""
+    k = with_canary / "overlays" / ROUTED_NAME / "kustomization.yaml"
+    lines = k.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("patches:"))
+    indent = lines[at + 1][: len(lines[at + 1]) - len(lines[at + 1].lstrip())]
+    lines.insert(at + 1, f"{indent}- path: patch-mine.yaml\n")
+    k.write_text("".join(lines))
+    before = snapshot(with_canary)
+    line = one_line_error(cli("canary", "set-weight", ROUTED_NAME, "50", repo=with_canary))
+    assert "would not build" in line and "patch-mine.yaml" in line, line
+    assert snapshot(with_canary) == before and leftovers(with_canary) == []
+
+
+def test_a_canary_command_waits_for_the_lock_then_fails_with_one_line(with_canary, monkeypatch):
+    import fcntl
+
+    from compose.core import transaction
+
+    lock = transaction.state_dir(with_canary) / transaction.LOCK_FILE
+    lock.parent.mkdir(exist_ok=True)
+    before = snapshot(with_canary)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        res = compose_subprocess(with_canary, "canary", "set-weight", ROUTED_NAME, "50",
+                                 env={transaction.LOCK_TIMEOUT_ENV: "0.3"})
+    assert res.returncode == EXIT_INVALID and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "another compose command" in res.stderr
+    assert snapshot(with_canary) == before
+
+
+@pytest.mark.parametrize("args", [
+    ("canary", "start", ROUTED_NAME, "--image", IMAGE, "--weight", "10"),
+    ("canary", "promote", ROUTED_NAME),
+])
+def test_a_canary_command_on_a_read_only_checkout_is_one_line(routed, with_canary, args):
+    root = with_canary if args[1] == "promote" else routed
+    before = snapshot(root)
+    proc = run_readonly(root, *args)
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--gateway", "../x"), "--gateway"),
+    (("--gateway", "a/b/c"), "NAMESPACE/NAME"),
+    (("--gateway", "gw/" + "x" * 40000), "--gateway"),
+    (("--gateway", "gateway-system/inference", "--hostname", "a." * 20000 + "!"), "--hostname"),
+    (("--gateway", "gateway-system/inference", "--hostname", "evil{{ .Foo }}.com"), "--hostname"),
+    (("--allow-from", "x" * 40000), "--allow-from"),
+    (("--allow-from", "Kube_System"), "--allow-from"),
+    (tuple(x for i in range(33) for x in ("--allow-from", f"ns{i}")), "at most 32"),
+    (("--api-key-secret", "../x"), "--api-key-secret"),
+    (("--api-key-secret", "s" * 40000), "--api-key-secret"),
+    (("--image-digest", "sha256:" + "g" * 64), "--image-digest"),
+    (("--image-digest", "sha256:" + "a" * 40000), "--image-digest"),
+    (("--image", "vllm/vllm-openai"), "pinned reference"),
+    (("--revision", "refs/heads/main"), "40-character"),
+    (("--single-replica-reason", "x" * 40000), "--single-replica-reason"),
+    (("--single-replica-reason", "ok\x1b[31m red"), "printable"),
+    (("--single-replica-reason", "two\nlines"), "one line"),
+    (("--gpus-per-node", "17"), "--gpus-per-node"),
+    (("--gpus-per-node", "100000000"), "--gpus-per-node"),
+    (("--prometheus-url", f"https://{TOKEN}@prom.example.com"), "credentials"),
+    (("--prometheus-url", "file:///etc/passwd"), "--prometheus-url"),
+])
+def test_hostile_values_of_the_new_model_options_are_one_line(routed, args, needle):
+    before = snapshot(routed)
+    start = time.perf_counter()
+    line = one_line_error(cli("new-model", "llama-3.1-8b", "--cloud", "gke", "--gpu", "l4", *args, repo=routed))
+    assert time.perf_counter() - start < 3
+    assert needle in line, line
+    assert len(line) < 1200 and TOKEN not in line, line
+    assert snapshot(routed) == before
+
+
+def test_allow_from_a_platform_namespace_is_a_clients_choice(routed):
+    """--allow-from names where *clients* run, not a namespace the overlay owns: kube-system
+    is accepted (a cluster's ingress controller may live there) and written as given; the
+    reserved-namespace refusal is for --namespace, which the overlay owns."""
+    res = cli("new-model", "llama-3.1-8b", "--cloud", "gke", "--gpu", "l4", "--allow-from", "kube-system",
+              repo=routed)
+    assert res.exit_code == 0, res.output
+    policy = (routed / "overlays" / "dev-llama-3-1-8b" / "patch-network-policy.yaml").read_text()
+    assert "kube-system" in policy
+    line = one_line_error(cli("new-model", "llama-3.1-8b", "--cloud", "gke", "--gpu", "l4", "--name", "ks",
+                              "--namespace", "kube-system", repo=routed))
+    assert "Kubernetes' own" in line
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda t: t.replace("  gateway: gateway-system/inference\n", "  gateway: ../../x\n"), "inputs.gateway"),
+    (lambda t: t.replace("  gateway: gateway-system/inference\n",
+                         "  gateway: gateway-system/inference\n  canary_weight: 400\n"), "inputs.canary_weight"),
+    (lambda t: t.replace("  gateway: gateway-system/inference\n",
+                         "  gateway: gateway-system/inference\n  router: nginx\n"), "inputs.router"),
+    (lambda t: t.replace("  gateway: gateway-system/inference\n",
+                         "  gateway: gateway-system/inference\n  allow_from: kube-system\n"), "inputs.allow_from"),
+    (lambda t: t.replace("  gateway: gateway-system/inference\n",
+                         f"  gateway: gateway-system/inference\n  image: 'me:{TOKEN}@ghcr.io/x:v1'\n"),
+     "inputs.image"),
+    (lambda t: t.replace("  gateway: gateway-system/inference\n",
+                         "  gateway: gateway-system/inference\n  gpus_per_node: 'four'\n"),
+     "inputs.gpus_per_node must be an integer"),
+    (lambda t: t.replace("  gateway: gateway-system/inference\n",
+                         "  gateway: gateway-system/inference\n  shared_cache: 'yes'\n"),
+     "inputs.shared_cache must be a boolean"),
+])
+def test_a_bad_recorded_routing_or_security_input_is_one_line(routed, mutate, needle):
+    plan = routed / "overlays" / ROUTED_NAME / "compose-plan.yaml"
+    plan.write_text(mutate(plan.read_text()))
+    before = snapshot(routed)
+    for args in (("regen", ROUTED_NAME), ("regen", "--all"),
+                 ("canary", "start", ROUTED_NAME, "--image", IMAGE, "--weight", "10")):
+        line = one_line_error(cli(*args, repo=routed))
+        assert f"overlays/{ROUTED_NAME}/compose-plan.yaml" in line and needle in line, (args, line)
+        assert TOKEN not in line
+    assert snapshot(routed) == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("plan", "llama-3.1-8b", "--gpu", "l4", "--storage", "x" * 40000), "unknown storage"),
+    (("plan", "llama-3.1-8b", "--gpu", "l4", "--concurrent-loads", "1001"), "--concurrent-loads"),
+    (("plan", "llama-3.1-8b", "--gpu", "l4", "--concurrent-loads", "0"), "--concurrent-loads"),
+    (("plan", "llama-3.1-8b", "--gpu", "l4", "--gpus-per-node", "65"), "--gpus-per-node"),
+])
+def test_hostile_plan_storage_and_loads_are_one_line(args, needle):
+    start = time.perf_counter()
+    line = one_line_error(cli(*args))
+    assert time.perf_counter() - start < 3 and needle in line and len(line) < 1200, line
+
+
+# ----------------------------------------------------------------- doctor and status, no cluster reachable
+
+
+@pytest.fixture()
+def closed_kubeconfig(tmp_path) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(CLOSED_PORT_KUBECONFIG % closed_port())
+    return path
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("doctor", "dev-8b", "--kubeconfig", "{missing}"), "no such file"),
+    (("doctor", "dev-8b", "--kubeconfig", "{garbage}"), "kubeconfig"),
+    (("doctor", "dev-8b", "--kubeconfig", "{closed}", "--timeout", "1"), "cannot reach the cluster"),
+    (("status", "--all", "--kubeconfig", "{closed}", "--timeout", "1"), "cannot reach the cluster"),
+    (("doctor", "dev-8b", "--kubeconfig", "{closed}", "--context", "x" * 40000), "--context"),
+    (("doctor", "dev-8b", "--kubeconfig", "{closed}", "--context", "nope"), "no such context"),
+    (("doctor", "dev-8b", "--kubeconfig", "k" * 40000), "--kubeconfig"),
+    (("doctor", "x" * 40000, "--kubeconfig", "{closed}"), "no overlay"),
+    (("doctor", "dev-8b", "--kubeconfig", "{closed}", "--timeout", "0"), "--timeout"),
+    (("doctor", "dev-8b", "--kubeconfig", "{closed}", "--timeout", "601"), "--timeout"),
+    (("status", "dev-8b", "--kubeconfig", "{closed}", "--interval", "1e9"), "--interval"),
+    (("status", "dev-8b", "--kubeconfig", "{closed}", "--prometheus-url", "file:///etc/passwd"), "--prometheus-url"),
+    (("status", "dev-8b", "--kubeconfig", "{closed}", "--watch", "--format", "json"), "--watch"),
+])
+def test_doctor_and_status_without_a_cluster_are_one_line(repo, tmp_path, closed_kubeconfig, args, needle):
+    (tmp_path / "garbage").write_text("clusters: [\n")
+    paths = {"{missing}": str(tmp_path / "missing"), "{garbage}": str(tmp_path / "garbage"),
+             "{closed}": str(closed_kubeconfig)}
+    args = tuple(paths.get(a, a) for a in args)
+    before = snapshot(repo)
+    start = time.perf_counter()
+    line = one_line_error(cli(*args, repo=repo))
+    assert time.perf_counter() - start < 10
+    assert needle in line and len(line) < 1200, line
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("command, target", [
+    (("doctor", "dev-8b", "--kubeconfig", "{closed}"), ("compose.cluster.target", "load")),
+    (("status", "--all", "--kubeconfig", "{closed}"), ("compose.cluster.target", "from_directory")),
+    (("doctor", "dev-8b", "--kubeconfig", "{closed}"), ("compose.cluster.kube", "connect")),
+    (("canary", "set-weight", ROUTED_NAME, "50"), ("compose.publish.canary", "plan_set_weight")),
+    (("canary", "promote", ROUTED_NAME), ("compose.publish.canary", "_checker")),
+    (("canary", "start", ROUTED_NAME, "--image", IMAGE, "--weight", "10"), ("compose.publish.gitops", "stage_all")),
+])
+def test_a_bug_in_doctor_status_or_canary_is_exit_3_with_the_saved_traceback(request, closed_kubeconfig,
+                                                                              monkeypatch, command, target):
+    import importlib
+
+    with_canary = request.getfixturevalue("routed" if command[1] == "start" else "with_canary")
+
+    def broken(*a, **k):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(importlib.import_module(target[0]), target[1], broken)
+    command = tuple(str(closed_kubeconfig) if a == "{closed}" else a for a in command)
+    before = snapshot(with_canary)
+    line = one_line_error(cli(*command, repo=with_canary), EXIT_INTERNAL)
+    assert "internal error (KeyError" in line
+    saved = Path(re.search(r"the full traceback is in (\S+);", line).group(1))
+    assert "Traceback" in saved.read_text() and "a bug" in saved.read_text()
+    saved.unlink()
+    assert snapshot(with_canary) == before and leftovers(with_canary) == []

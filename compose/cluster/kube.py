@@ -155,6 +155,10 @@ class Cluster:
                 "check --context/--kubeconfig, the VPN or the API server's address")
 
 
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _status_message(data: bytes) -> str:
     try:
         body = json.loads(data)
@@ -173,7 +177,8 @@ def kubeconfig_paths(kubeconfig: str | Path | None) -> tuple[list[Path], str]:
     if kubeconfig:
         path = Path(kubeconfig).expanduser()
         if not path.is_file():
-            raise InvalidInput(f"--kubeconfig {kubeconfig}: no such file")
+            raise InvalidInput(f"--kubeconfig {_short(str(kubeconfig))}: no such file; pass an existing kubeconfig "
+                               "or set KUBECONFIG")
         return [path], "--kubeconfig"
     env = os.environ.get("KUBECONFIG")
     if env:
@@ -217,7 +222,8 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
             names = [c["name"] for c in contexts or []]
             chosen = context or first_current_context(paths)
             if context and context not in names:
-                raise InvalidInput(f"--context {context}: no such context in {joined} (have: {', '.join(names) or 'none'})")
+                raise InvalidInput(f"--context {_short(context)}: no such context in {joined} "
+                                   f"(have: {_short(', '.join(names) or 'none', 200)})")
             if not chosen:
                 raise InvalidInput(f"{joined} sets no current-context: pass --context (have: {', '.join(names) or 'none'})")
             config.load_kube_config(config_file=joined, context=chosen, client_configuration=cfg, persist_config=False)
@@ -234,8 +240,14 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
                                "pass --kubeconfig FILE or set KUBECONFIG")
     except ConfigException as err:
         raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: {' '.join(str(err).split())}") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:  # unreadable or malformed files
-        raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: cannot load it: {err}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # unreadable or malformed files
+        raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: cannot load it: {_short(str(err), 300)}") from None
+    except Exception as err:
+        import yaml
+
+        if not isinstance(err, yaml.YAMLError):
+            raise
+        raise InvalidInput(f"kubeconfig {joined}: malformed YAML ({_short(' '.join(str(err).split()), 300)})") from None
     cfg.retries = 1  # one retry on a dropped connection; no long back-off when nothing listens
     api = client.ApiClient(cfg)
     api.user_agent = "vllm-compose (read-only)"

@@ -15,15 +15,28 @@ from typing import Optional
 
 import typer
 
-from compose.commands import echo, edge
+from compose.commands import echo, edge, open_repo
 from compose.core.errors import EXIT_FINDINGS, EXIT_OK, InvalidInput
 
 RepoOpt = typer.Option(None, "--repo", help="Repository root (default: found from the current directory).")
-ContextOpt = typer.Option(None, "--context", help="kubeconfig context (default: its current-context).")
+ContextOpt = typer.Option(
+    None, "--context", help="kubeconfig context (default: its current-context; at most 253 characters).")
 KubeconfigOpt = typer.Option(
     None, "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)."
 )
-TimeoutOpt = typer.Option(30.0, "--timeout", min=1.0, max=600.0, help="Seconds to wait for each API request.")
+TimeoutOpt = typer.Option(
+    30.0, "--timeout", min=1.0, max=600.0, help="Seconds to wait for each API request (1 to 600).")
+MAX_CONTEXT = 253
+MAX_PATH = 4096
+
+
+def _check_access(kubeconfig: Optional[Path], context: Optional[str]) -> None:
+    """The kubeconfig path and context name, bounded before anything opens a file."""
+    if kubeconfig is not None and (len(str(kubeconfig)) > MAX_PATH or "\x00" in str(kubeconfig)):
+        raise InvalidInput(f"--kubeconfig: a path of at most {MAX_PATH} characters, without NUL bytes")
+    if context is not None and (not context or len(context) > MAX_CONTEXT or not context.isprintable()):
+        raise InvalidInput(f"--context: a context name of 1 to {MAX_CONTEXT} printable characters "
+                           "(`kubectl config get-contexts` lists them)")
 
 
 class Fmt(str, Enum):
@@ -42,9 +55,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _root(repo: Optional[Path]) -> Path:
-    from compose.core.repo import find_root
-
-    return find_root(repo)
+    return open_repo(repo)
 
 
 def _console():
@@ -86,6 +97,7 @@ def doctor(
     from compose.cluster import doctor as lib
     from compose.cluster import kube, target
 
+    _check_access(kubeconfig, context)
     tgt = target.load(_root(repo), overlay_name)  # bad input fails before the cluster is asked
     cluster = kube.connect(kubeconfig, context, timeout=(min(5.0, timeout), timeout))
     try:
@@ -125,11 +137,13 @@ def status(
     overlay_name: Optional[str] = typer.Argument(None, metavar="[OVERLAY]", help="Overlay name or directory."),
     all_: bool = typer.Option(False, "--all", help="Every overlay."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until Ctrl-C."),
-    interval: float = typer.Option(5.0, "--interval", min=0.2, max=3600.0, help="Seconds between refreshes with --watch."),
+    interval: float = typer.Option(
+        5.0, "--interval", min=0.2, max=3600.0, help="Seconds between refreshes with --watch (0.2 to 3600)."),
     context: Optional[str] = ContextOpt,
     kubeconfig: Optional[Path] = KubeconfigOpt,
     prometheus_url: Optional[str] = typer.Option(
-        None, "--prometheus-url", help="Query the queue here (e.g. a port-forward) instead of through the API server."),
+        None, "--prometheus-url", help="Query the queue here (e.g. a port-forward) instead of through the API server: "
+        "an http(s) URL of at most 2048 characters."),
     logs: bool = typer.Option(True, "--logs/--no-logs", help="Read the download container's last log line."),
     fmt: Fmt = typer.Option(Fmt.text, "--format", help="text, or json."),
     timeout: float = TimeoutOpt,
@@ -150,6 +164,11 @@ def status(
     from compose.cluster import status as lib
     from compose.generate import overlay
 
+    from compose.generate.options import check_http_url
+
+    _check_access(kubeconfig, context)
+    if prometheus_url is not None:
+        check_http_url(prometheus_url)
     root = _root(repo)
     if watch and fmt is Fmt.json:
         raise InvalidInput("--watch shows a screen; use --format json without --watch")

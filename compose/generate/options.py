@@ -284,21 +284,11 @@ def load_plan_file(directory, source: str | None = None) -> dict:
 MAX_URL_LENGTH = 2048
 
 
-def check_prometheus_url(url: str) -> str:
-    """http(s)://host[:port][/path], printable ASCII without quotes, braces or spaces, and
-    never credentials (KEDA gets those from a TriggerAuthentication, not from Git)."""
+def check_http_url(url: str, flag: str = "--prometheus-url") -> str:
+    """http(s)://host[:port][/path], printable ASCII without quotes, braces or spaces, at most
+    MAX_URL_LENGTH characters (checked by length and string splitting: linear)."""
     from urllib.parse import urlsplit
 
-    from compose.core import secrets
-
-    head = url[: MAX_URL_LENGTH + 1] if isinstance(url, str) else ""
-    leaks = secrets.leaks(head)
-    if leaks or secrets.userinfo_like(head):
-        what = f" ({leaks[0]})" if leaks else ""
-        raise InvalidInput(
-            f"invalid --prometheus-url: it carries credentials{what}, which would be written into Git; "
-            "give KEDA its credentials with a TriggerAuthentication instead (keda.sh docs, Prometheus scaler)"
-        )
     bad = set(' "\'`{}<>|^')
     ok = isinstance(url, str) and 0 < len(url) <= MAX_URL_LENGTH and url.isascii() and url.isprintable()
     ok = ok and not (set(url) & bad)
@@ -311,10 +301,26 @@ def check_prometheus_url(url: str) -> str:
             ok = False
     if not ok:
         raise InvalidInput(
-            f"invalid --prometheus-url {_shown(url)}: an http(s) URL of at most {MAX_URL_LENGTH} characters, "
+            f"invalid {flag} {_shown(url)}: an http(s) URL of at most {MAX_URL_LENGTH} characters, "
             f"e.g. {DEFAULT_PROMETHEUS_URL}"
         )
     return url
+
+
+def check_prometheus_url(url: str) -> str:
+    """new-model --prometheus-url: an http(s) URL (check_http_url) that never carries
+    credentials (it is written into Git; KEDA gets those from a TriggerAuthentication)."""
+    from compose.core import secrets
+
+    head = url[: MAX_URL_LENGTH + 1] if isinstance(url, str) else ""
+    leaks = secrets.leaks(head)
+    if leaks or secrets.userinfo_like(head):
+        what = f" ({leaks[0]})" if leaks else ""
+        raise InvalidInput(
+            f"invalid --prometheus-url: it carries credentials{what}, which would be written into Git; "
+            "give KEDA its credentials with a TriggerAuthentication instead (keda.sh docs, Prometheus scaler)"
+        )
+    return check_http_url(url)
 
 
 # The request whose plan base/vllm carries (checked by `compose check --all` and

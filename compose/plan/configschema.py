@@ -79,6 +79,12 @@ class ConfigGroup(_Open):
 
 class ModelOptNested(_Open):
     quant_algo: Optional[str] = Field(None, max_length=64)
+    kv_cache_quant_algo: Optional[str] = Field(None, max_length=64)
+
+
+class KvCacheScheme(_Open):
+    type: Optional[str] = Field(None, max_length=32)
+    num_bits: Bits = None
 
 
 class QuantizationConfig(_Open):
@@ -95,14 +101,19 @@ class QuantizationConfig(_Open):
     ignore: ModuleList = None
     exclude_modules: ModuleList = None
     quant_algo: Optional[str] = Field(None, max_length=64)
+    kv_cache_quant_algo: Optional[str] = Field(None, max_length=64)
+    kv_cache_scheme: Optional[KvCacheScheme] = None
+    desc_act: Optional[bool] = None
     quantization: Optional[ModelOptNested] = None
     config_groups: Optional[dict[str, ConfigGroup]] = None
 
 
-class ModelConfig(_Open):
-    """Every config.json key `catalog.parse_config` reads, with its type and range."""
+class DecoderConfig(_Open):
+    """Every decoder key `catalog.parse_config` reads, with its type and range: at the top
+    level of a text model's config.json, or in `text_config` of a multimodal one (Gemma 3,
+    Llama 4, Mistral 3). catalog's own helpers (`_bounded_int`, `_flag`, `_int_list`) then
+    check only what a type cannot say: presence for the architecture, cross-field rules."""
 
-    name_or_path: Optional[str] = Field(None, alias="_name_or_path", max_length=4096)
     model_type: Optional[str] = Field(None, max_length=128)
     hidden_size: PositiveInt = None
     num_hidden_layers: _int(1, MAX_LAYERS) = None
@@ -110,6 +121,7 @@ class ModelConfig(_Open):
     num_key_value_heads: _int(1, MAX_HEADS) = None
     head_dim: _int(1, MAX_HEADS) = None
     intermediate_size: _int(1, MAX_INTERMEDIATE) = None
+    intermediate_size_mlp: _int(1, MAX_INTERMEDIATE) = None  # Llama 4's dense layers
     vocab_size: _int(1, MAX_VOCAB) = None
     tie_word_embeddings: Optional[bool] = None
     attention_bias: Optional[bool] = None
@@ -128,6 +140,7 @@ class ModelConfig(_Open):
     max_seq_length: _int(1, MAX_CONTEXT) = None
     seq_len: _int(1, MAX_CONTEXT) = None
     rope_scaling: Optional[RopeScaling] = None
+    rope_local_base_freq: Optional[float] = Field(None, gt=0, le=1e12, allow_inf_nan=False)  # Gemma 3
     # Older spellings (transformers' attribute_map).
     n_embd: PositiveInt = None
     d_model: PositiveInt = None
@@ -141,24 +154,77 @@ class ModelConfig(_Open):
     n_inner: _int(1, MAX_INTERMEDIATE) = None
     ffn_dim: _int(1, MAX_INTERMEDIATE) = None
     rotary_pct: Optional[float] = Field(None, gt=0, le=1, allow_inf_nan=False)
-    # Sliding-window attention.
+    # Sliding-window and chunked attention.
     sliding_window: _int(0, MAX_CONTEXT) = None
     layer_types: Optional[list[Annotated[str, Field(max_length=64)]]] = Field(None, max_length=MAX_LAYERS)
     use_sliding_window: Optional[bool] = None
     max_window_layers: _int(0, MAX_LAYERS) = None
     sliding_window_pattern: _int(1, MAX_LAYERS) = None
+    attention_chunk_size: _int(1, MAX_CONTEXT) = None  # Llama 4
+    no_rope_layer_interval: _int(1, MAX_LAYERS) = None
+    no_rope_layers: Optional[list[Annotated[int, Field(ge=0, le=1)]]] = Field(None, max_length=MAX_LAYERS)
+    # Linear attention (Qwen3-Next's Gated DeltaNet).
+    full_attention_interval: _int(1, MAX_LAYERS) = None
+    linear_num_key_heads: _int(1, MAX_HEADS) = None
+    linear_num_value_heads: _int(1, MAX_HEADS) = None
+    linear_key_head_dim: _int(1, MAX_HIDDEN) = None
+    linear_value_head_dim: _int(1, MAX_HIDDEN) = None
+    linear_conv_kernel_dim: _int(1, 64) = None
     # Mixture of experts.
     num_local_experts: _int(0, MAX_EXPERTS) = None
     num_experts: _int(0, MAX_EXPERTS) = None
+    n_routed_experts: _int(0, MAX_EXPERTS) = None  # DeepSeek
     num_experts_per_tok: _int(1, MAX_EXPERTS) = None
     moe_intermediate_size: _int(1, MAX_INTERMEDIATE) = None
     shared_expert_intermediate_size: _int(0, MAX_INTERMEDIATE) = None
+    n_shared_experts: _int(0, MAX_EXPERTS) = None
     decoder_sparse_step: _int(1, MAX_LAYERS) = None
+    moe_layer_freq: _int(1, MAX_LAYERS) = None
     first_k_dense_replace: _int(0, MAX_LAYERS) = None
+    interleave_moe_layer_step: _int(1, MAX_LAYERS) = None  # Llama 4
     mlp_only_layers: Optional[list[Annotated[int, Field(ge=0, le=MAX_LAYERS)]]] = Field(None, max_length=MAX_LAYERS)
-    # Multi-head latent attention (refused by parse_config for now).
+    topk_method: Optional[str] = Field(None, max_length=64)
+    # Multi-head latent attention (DeepSeek V2/V3, Kimi K2).
     kv_lora_rank: _int(0, MAX_HIDDEN) = None
+    q_lora_rank: _int(0, MAX_HIDDEN) = None
+    qk_nope_head_dim: _int(1, MAX_HIDDEN) = None
+    qk_rope_head_dim: _int(1, MAX_HIDDEN) = None
+    v_head_dim: _int(1, MAX_HIDDEN) = None
     quantization_config: Optional[QuantizationConfig] = None
+
+
+class VisionConfig(_Open):
+    """`vision_config` of the multimodal families the planner models (SigLIP, Pixtral,
+    Qwen2.5-VL's ViT, Llama 4's ViT)."""
+
+    model_type: Optional[str] = Field(None, max_length=128)
+    hidden_size: PositiveInt = None
+    intermediate_size: _int(1, MAX_INTERMEDIATE) = None
+    num_hidden_layers: _int(1, MAX_LAYERS) = None
+    depth: _int(1, MAX_LAYERS) = None  # Qwen2.5-VL's layer count
+    patch_size: _int(1, 1024) = None
+    num_channels: _int(1, 16) = None
+    in_chans: _int(1, 16) = None
+    image_size: _int(1, 16384) = None
+    temporal_patch_size: _int(1, 16) = None
+    spatial_merge_size: _int(1, 16) = None
+    out_hidden_size: PositiveInt = None
+    projector_input_dim: PositiveInt = None
+    projector_output_dim: PositiveInt = None
+    vision_output_dim: PositiveInt = None
+    pixel_shuffle_ratio: Optional[float] = Field(None, gt=0, le=1, allow_inf_nan=False)
+
+
+class ModelConfig(DecoderConfig):
+    """The whole config.json: the decoder's keys (above), and for a multimodal model its
+    `text_config` (the same keys) and `vision_config`, plus the projector's keys."""
+
+    name_or_path: Optional[str] = Field(None, alias="_name_or_path", max_length=4096)
+    text_config: Optional[DecoderConfig] = None
+    vision_config: Optional[VisionConfig] = None
+    mm_tokens_per_image: _int(1, MAX_CONTEXT) = None  # Gemma 3
+    spatial_merge_size: _int(1, 16) = None  # Mistral 3
+    multimodal_projector_bias: Optional[bool] = None
 
 
 def check(cfg: Any, source: str = "config.json") -> ModelConfig:
@@ -182,4 +248,4 @@ def check_quantization(qc: Any, source: str = "config.json") -> QuantizationConf
         raise ConfigError(f"{source}: quantization_config: {describe(err)}; correct it in the config.json") from None
 
 
-__all__ = ["ModelConfig", "QuantizationConfig", "check", "check_quantization"]
+__all__ = ["DecoderConfig", "ModelConfig", "QuantizationConfig", "VisionConfig", "check", "check_quantization"]

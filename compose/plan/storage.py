@@ -164,7 +164,8 @@ def get(key: str) -> Storage:
     try:
         return BACKENDS[key]
     except KeyError:
-        raise InvalidInput(f"unknown storage {key!r}; choose one of: {', '.join(BACKENDS)}") from None
+        shown = repr(key) if len(repr(key)) <= 60 else repr(key)[:56] + "...'"
+        raise InvalidInput(f"unknown storage {shown}; choose one of: {', '.join(BACKENDS)}") from None
 
 
 def for_storage_class(name: str) -> Storage | None:
