@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 # The real control plane's fixtures (control_plane, cluster_crds, cluster_ns)
-# and the `cluster` marker hooks; its helpers are imported from the module.
-pytest_plugins = ["conftest_cluster"]
+# and the `cluster` marker hooks; its helpers are imported from the module. ci_guard:
+# under CI a skipped test fails.
+pytest_plugins = ["conftest_cluster", "ci_guard"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,3 +39,4 @@ def kubectl() -> str:
     if path is None:
         pytest.fail("kubectl not found on PATH: install kubectl >= 1.27 (kustomize v5 embedded)")
     return path
+

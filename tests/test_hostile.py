@@ -463,12 +463,12 @@ def run_readonly(root: Path, *args: str) -> subprocess.CompletedProcess:
             for p in [root, *root.rglob("*")]:
                 p.chmod(p.stat().st_mode | 0o200)
     if shutil.which("unshare") is None:
-        pytest.skip("unshare not available to mount the checkout read-only")
+        pytest.skip("unshare not available to mount the checkout read-only (a kernel privilege, allowed in CI)")
     script = 'mount --bind -o ro "$1" "$1" || exit 97; shift; exec "$@"'
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(root), *command], cwd=root, env=env,
                           capture_output=True, text=True, timeout=120)
     if proc.returncode == 97 or "unshare failed" in proc.stderr:
-        pytest.skip("cannot mount the checkout read-only here (no mount namespace)")
+        pytest.skip("cannot mount the checkout read-only here (no mount namespace: a kernel privilege, allowed in CI)")
     return proc
 
 
