@@ -19,7 +19,9 @@ would show up here first).
   (`compose canary start`) next to its stable overlay in the stable's namespace;
 - the device plugin: admitted in its own namespace (privileged), refused under
   baseline and restricted: exactly the level it needs;
-- negative control: a fixture that runs as root is refused, with the reason.
+- negative control: the fixtures that run as root, mount a hostPath, run AppArmor
+  Unconfined (field or annotation), set an unsafe sysctl or a custom SELinux type are
+  refused, with the reason compose's rule gives too.
 """
 
 from __future__ import annotations
@@ -325,6 +327,14 @@ def test_device_plugin_needs_exactly_privileged(control_plane):
 @pytest.mark.parametrize("fixture,reason", [
     ("run-as-root", "runAsUser=0"),
     ("host-path-volume", 'uses restricted volume type "hostPath"'),
+    # The baseline checks compose's apparmor, sysctls and selinux rules mirror: the API
+    # server refuses the same fixtures (proc-mount-unmasked and windows-host-process are
+    # refused earlier, by Pod validation: Unmasked needs hostUsers: false, HostProcess
+    # hostNetwork and a Windows pod).
+    ("apparmor-unconfined", "forbidden AppArmor profile"),
+    ("apparmor-annotation-unconfined", "forbidden AppArmor profile"),
+    ("sysctl-unsafe", "forbidden sysctls (net.core.somaxconn)"),
+    ("selinux-custom-type", "seLinuxOptions"),
 ])
 def test_a_broken_build_is_refused(control_plane, cluster_crds, fixture, reason):
     """The same admission that lets every overlay through refuses a fixture that breaks
