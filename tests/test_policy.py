@@ -94,6 +94,9 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "url-with-credentials": ("secret-in-url", "metadata.serverAddress", ("URL with credentials", "http://admi…@")),
     "image-digest-malformed": ("image-digest", "containers[vllm].image", ("is not a digest",)),
     "network-policy-blocks-prometheus": ("network-policy-flows", "spec.ingress", ("namespace monitoring", "falls back")),
+    "network-policy-https-to-cluster": ("network-policy-flows", "spec.egress[1].to[0].ipBlock.except",
+                                        ("ipBlock 0.0.0.0/0 does not except 10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, "
+                                         "192.168.0.0/16",)),
     "capacity-on-demand-missing": ("capacity-type", "spec.template.spec.affinity.nodeAffinity",
                                    ("karpenter.sh/capacity-type=spot", "Karpenter prefers spot")),
     "spread-minimum-may-share-a-node": ("spread", "topologySpreadConstraints",

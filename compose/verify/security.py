@@ -28,6 +28,7 @@ under tests/fixtures/broken/.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Iterator
 
@@ -509,6 +510,23 @@ def _secret_in_url(b: Build) -> None:
 
 # ----------------------------------------------------------------------------- network policy
 
+# Where a cluster's pods, Services, nodes and private API endpoints live: an egress
+# ipBlock as wide as one of these must except it (components/network-policy does), or the
+# model's pods may call every in-cluster HTTPS service. Link-local: cloud metadata.
+INTERNAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"))
+
+
+def _internal_reach(block: dict) -> list[str]:
+    """Internal ranges an ipBlock covers whole and does not except."""
+    try:
+        net = ipaddress.ip_network(str(block.get("cidr")), strict=False)
+        excepts = [ipaddress.ip_network(str(e), strict=False) for e in block.get("except") or []]
+    except ValueError:
+        return []
+    return [str(r) for r in INTERNAL_NETWORKS if r.version == net.version and r.subnet_of(net)
+            and not any(e.version == r.version and r.subnet_of(e) for e in excepts)]
+
 
 def _np_namespaces(peer: dict) -> set[str] | None:
     """Namespace names a `from`/`to` peer admits by name; None for 'any namespace'."""
@@ -541,8 +559,8 @@ def _port_allowed(rule_: dict, port: int, protocol: str) -> bool:
     return False
 
 
-@_security_rule("network-policy-flows", "a NetworkPolicy on the model admits Prometheus on 8000 (when it scrapes) "
-                "and lets the pods reach DNS and HTTPS")
+@_security_rule("network-policy-flows", "a NetworkPolicy on the model admits Prometheus on 8000 (when it scrapes), "
+                "lets the pods reach DNS and HTTPS, and opens no egress to the cluster's internal ranges")
 def _network_policy(b: Build) -> None:
     from compose.generate.options import prometheus_namespace
 
@@ -571,6 +589,20 @@ def _network_policy(b: Build) -> None:
                 if not any(_port_allowed(r, port, proto) for r in egress):
                     b.add(np, "spec.egress", f"egress allows no {proto} {port} ({why}): the init container's "
                           "weight download fails", f"allow {proto} {port} (components/network-policy does)")
+            for i, r in enumerate(egress):
+                peers = r.get("to") or []
+                if not peers:
+                    b.add(np, f"spec.egress[{i}].to", "an egress rule without `to` allows every destination, the "
+                          "cluster's pods, Services, nodes and API server included", "name the peers (DNS pods, "
+                          "an ipBlock that excepts the internal ranges: components/network-policy)")
+                for j, peer in enumerate(peers):
+                    reach = _internal_reach(peer.get("ipBlock") or {}) if isinstance(peer, dict) else []
+                    if reach:
+                        b.add(np, f"spec.egress[{i}].to[{j}].ipBlock.except", f"ipBlock {peer['ipBlock'].get('cidr')} "
+                              f"does not except {', '.join(reach)}: the model's pods may call the in-cluster services "
+                              "(pods, Services, nodes, a private API endpoint, cloud metadata) there",
+                              f"except {', '.join(reach)} (components/network-policy/networkpolicy.yaml); an "
+                              "in-cluster proxy or mirror gets its own narrow policy")
 
 
 def _admits(peers: list | None, namespace: str) -> bool:
