@@ -81,6 +81,12 @@ ONLY_COMPOSE = {
     "image-digest-malformed": "CKV_K8S_43 accepts any '@' suffix",
     "namespace-without-psa": "no Namespace checks",
     "url-with-credentials": "no custom-resource checks (ScaledObject)",
+    "apparmor-unconfined": "no check of securityContext.appArmorProfile",
+    "apparmor-annotation-unconfined": "no check of the container.apparmor.security.beta.kubernetes.io annotation's value",
+    "proc-mount-unmasked": "no procMount check",
+    "sysctl-unsafe": "no sysctls check",
+    "selinux-custom-type": "no seLinuxOptions check",
+    "windows-host-process": "no windowsOptions.hostProcess check",
 }
 
 

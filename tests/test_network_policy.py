@@ -65,12 +65,54 @@ def test_rendered_flows(rendered):
     (kube_dns,) = [p for p in dns["to"] if "ipBlock" not in p]
     assert kube_dns["podSelector"] == {"matchExpressions": [{"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]}
     assert https["ports"] == [{"port": 443, "protocol": "TCP"}]
-    for block in (p["ipBlock"] for p in https["to"]):
+    # HTTPS: any public address; the internal ranges and link-local excepted, exactly.
+    assert https["to"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+                                                      "172.16.0.0/12", "192.168.0.0/16"]}},
+        {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}}]
+    assert len(spec["egress"]) == 2 and all(r.get("to") for r in spec["egress"])
+
+
+def _https_allows(np, address: str) -> bool:
+    """Whether the policy's HTTPS rule admits `address` (ipBlock semantics: in cidr, in no except)."""
+    ip = ipaddress.ip_address(address)
+    for peer in np["spec"]["egress"][1]["to"]:
+        block = peer["ipBlock"]
         net = ipaddress.ip_network(block["cidr"])
-        assert net.prefixlen == 0
-        (excluded,) = block["except"]
-        assert ipaddress.ip_network(excluded).is_link_local
-        assert ipaddress.ip_address("169.254.169.254" if net.version == 4 else "fe80::1") in ipaddress.ip_network(excluded)
+        if ip.version == net.version and ip in net and not any(ip in ipaddress.ip_network(e) for e in block["except"]):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("address,allowed,what", [
+    # Hugging Face (huggingface.co and its CloudFront/Xet CDN): public addresses.
+    ("3.160.5.21", True, "a CloudFront address"),
+    ("2600:9000:2000::1", True, "a CloudFront IPv6 address"),
+    # The cluster: Service ClusterIPs (kubeadm 10.96.0.0/12, EKS 172.20.0.0/16; GKE's
+    # default 34.118.224.0/20 is not private: README "The API server"), pod ranges,
+    # nodes, private API endpoints.
+    ("10.96.0.1", False, "the kubernetes Service on kubeadm/k3s (10.43.0.1 too)"),
+    ("10.43.0.1", False, "k3s' kubernetes Service"),
+    ("172.20.0.1", False, "EKS' kubernetes Service"),
+    ("192.168.1.10", False, "a node on a private network"),
+    ("100.64.0.10", False, "a pod on an RFC 6598 range (EKS custom networking)"),
+    ("169.254.169.254", False, "cloud metadata over HTTPS"),
+    ("fd00::1", False, "an IPv6 ULA pod or Service"),
+    ("fe80::1", False, "IPv6 link-local"),
+])
+def test_https_reaches_the_internet_not_the_cluster(rendered, address, allowed, what):
+    assert _https_allows(_np(rendered), address) is allowed, what
+
+
+def test_the_rule_reports_an_https_egress_into_the_cluster(rendered):
+    """network-policy-flows pins the excepts: dropping one is a finding on that peer."""
+    docs = yaml.safe_load_all(yaml.safe_dump_all(rendered))
+    docs = list(docs)
+    _np(docs)["spec"]["egress"][1]["to"][0]["ipBlock"]["except"].remove("172.16.0.0/12")
+    _np(docs)["spec"]["egress"].append({"ports": [{"protocol": "TCP", "port": 8080}]})
+    findings = policy.check_policy(docs, "prod-70b", (PROD / "README.md").read_text(), rules=["network-policy-flows"])
+    assert sorted((f.field, "172.16.0.0/12" in f.problem) for f in findings) == [
+        ("spec.egress[1].to[0].ipBlock.except", True), ("spec.egress[2].to", False)], findings
 
 
 def test_a_matchlabels_peer_would_select_nothing(tmp_path):

@@ -12,9 +12,16 @@ would show up here first).
 - every committed overlay (overlays/*), and base/vllm;
 - every generated combination cloud x GPU x spot (a temporary repository, a small
   model, all in one apply);
+- every generated variant that adds or changes a pod: the endpoint picker
+  (`--router inference-pool`, components/inference-pool), the Istio mesh with and
+  without the pool (`--mesh istio`, components/istio, inference-pool-istio),
+  `--api-key-secret`, `--allow-from`, `--image-digest`, and a canary overlay
+  (`compose canary start`) next to its stable overlay in the stable's namespace;
 - the device plugin: admitted in its own namespace (privileged), refused under
   baseline and restricted: exactly the level it needs;
-- negative control: a fixture that runs as root is refused, with the reason.
+- negative control: the fixtures that run as root, mount a hostPath, run AppArmor
+  Unconfined (field or annotation), set an unsafe sysctl or a custom SELinux type are
+  refused, with the reason compose's rule gives too.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import pytest
 from compose.core import kustomize
 from compose.generate import overlay
 from compose.plan import catalog, clouds
-from compose.verify import checks
+from compose.verify import checks, policy
 from composer_helpers import scratch_repo
 from conftest_cluster import REPO, apply_rendered, delete_namespace, dry_run, dry_run_pod, ensure_namespace, pods, wait_for
 
@@ -210,6 +217,78 @@ def test_every_generated_combination_is_admitted_under_restricted(control_plane,
             delete_namespace(cp, ns)
 
 
+# --------------------------------------------------------------------------- every generated variant with a pod
+
+GATEWAY = "gateway-system/inference"
+VARIANT_MODEL = dict(model=SMALL_MODEL, cloud="gke", gpu="l4", max_model_len=8192, monitoring=False)
+CANARY_IMAGE = "vllm/vllm-openai:v0.33.0-cu130"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def variants() -> dict[str, dict]:
+    """Options of every generator switch that adds a pod (the endpoint picker) or changes
+    the vLLM pod (API key, network policy peers, digest, mesh); the canary is added by
+    the fixture with `compose canary start`."""
+    return {
+        "prod-psa-pool": dict(VARIANT_MODEL, env="prod", gateway=GATEWAY, router="inference-pool"),
+        "staging-psa-mesh": dict(VARIANT_MODEL, env="staging", gateway="istio-system/public", mesh="istio"),
+        "dev-psa-pool-mesh": dict(VARIANT_MODEL, env="dev", gateway="istio-system/public", router="inference-pool",
+                                  mesh="istio"),
+        "staging-psa-api-key": dict(VARIANT_MODEL, env="staging", api_key_secret="vllm-api-key",
+                                    allow_from=("team-a", "gateway-system"), image_digest=DIGEST),
+        # The canary's stable overlay: routed and monitored, as `canary start` requires.
+        "dev-psa-stable": dict(VARIANT_MODEL, env="dev", gateway=GATEWAY, monitoring=True),
+    }
+
+
+@pytest.fixture(scope="module")
+def generated_variants(tmp_path_factory):
+    """The variants written with the composer library, plus a canary started on psa-stable."""
+    from compose.publish import canary
+
+    repo = scratch_repo(tmp_path_factory.mktemp("psa-variants"))
+    for name, opts in variants().items():
+        assert overlay.write(repo, overlay.Options(name=name.split("-", 1)[1], **opts)).directory.name == name
+    canary.apply_change(repo, canary.plan_start(repo, "dev-psa-stable", weight=10, image=CANARY_IMAGE))
+    dirs = sorted(p for p in (repo / "overlays").iterdir() if p.is_dir())
+    built = checks.build_all(dirs)
+    failed = {str(d): str(r) for d, r in built.items() if isinstance(r, Exception)}
+    assert not failed, failed
+    return {d.name: r.docs for d, r in built.items()}
+
+
+def test_every_generated_variant_is_admitted_under_restricted(control_plane, cluster_crds, generated_variants):
+    cp = control_plane
+    got = generated_variants
+    assert set(got) == set(variants()) | {"dev-psa-stable-canary"}, sorted(got)
+    # What each variant is here for.
+    deps = {name: {d["metadata"]["name"] for d in ds if d["kind"] == "Deployment"} for name, ds in got.items()}
+    assert "prod-psa-pool-vllm-epp" in deps["prod-psa-pool"] and "dev-psa-pool-mesh-vllm-epp" in deps["dev-psa-pool-mesh"], deps
+    assert any(d["kind"] == "VirtualService" for d in got["staging-psa-mesh"])
+    envs = [e for d in got["staging-psa-api-key"] if d["kind"] == "Deployment"
+            for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env") or []]
+    assert any(e["name"] == "VLLM_API_KEY" and e["valueFrom"]["secretKeyRef"]["name"] == "vllm-api-key" for e in envs)
+    canary_deps = [d for d in got["dev-psa-stable-canary"] if d["kind"] == "Deployment"]
+    assert canary_deps and all(d["metadata"]["namespace"] == "dev-psa-stable" for d in canary_deps)
+    assert not _namespaces(got["dev-psa-stable-canary"])  # it lives in its stable overlay's namespace
+    # Every pod-bearing object of every variant is a Deployment: the endpoint picker and
+    # the canary included (a Job, StatefulSet or bare Pod here would need its own check).
+    pod_kinds = {d["kind"] for ds in got.values() for d in ds if isinstance(policy._pod_spec(d), dict)}
+    assert pod_kinds == {"Deployment"}, pod_kinds
+    for name, ds in got.items():
+        for ns_name, ns in _namespaces(ds).items():
+            assert ns_name == name and ns["metadata"]["labels"][PSA + "enforce"] == "restricted"
+    docs = [d for name in sorted(got) for d in got[name]]
+    try:
+        api_apply(cp, docs)
+        assert_pods_admitted(cp, docs, timeout=120)
+        assert_templates_clean(cp, docs)
+    finally:
+        for name, ds in got.items():
+            for ns in _namespaces(ds):
+                delete_namespace(cp, ns)
+
+
 # --------------------------------------------------------------------------- the device plugin: exactly privileged
 
 
@@ -248,6 +327,14 @@ def test_device_plugin_needs_exactly_privileged(control_plane):
 @pytest.mark.parametrize("fixture,reason", [
     ("run-as-root", "runAsUser=0"),
     ("host-path-volume", 'uses restricted volume type "hostPath"'),
+    # The baseline checks compose's apparmor, sysctls and selinux rules mirror: the API
+    # server refuses the same fixtures (proc-mount-unmasked and windows-host-process are
+    # refused earlier, by Pod validation: Unmasked needs hostUsers: false, HostProcess
+    # hostNetwork and a Windows pod).
+    ("apparmor-unconfined", "forbidden AppArmor profile"),
+    ("apparmor-annotation-unconfined", "forbidden AppArmor profile"),
+    ("sysctl-unsafe", "forbidden sysctls (net.core.somaxconn)"),
+    ("selinux-custom-type", "seLinuxOptions"),
 ])
 def test_a_broken_build_is_refused(control_plane, cluster_crds, fixture, reason):
     """The same admission that lets every overlay through refuses a fixture that breaks

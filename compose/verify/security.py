@@ -3,8 +3,10 @@
 What a cluster admin signs off before a model runs in a shared cluster:
 
 - **Pod Security.** The checks of the Pod Security Standards that a patch can break
-  (kubernetes/pod-security-admission `policy/check_*.go`): host namespaces,
-  privileged containers, added capabilities, hostPath volumes, host ports (the
+  (https://kubernetes.io/docs/concepts/security/pod-security-standards/;
+  kubernetes/pod-security-admission `policy/check_*.go`): Windows HostProcess, host
+  namespaces, privileged containers, added capabilities, hostPath volumes, host ports,
+  AppArmor, SELinux, `/proc` mount type, seccomp Unconfined and unsafe sysctls (the
   *baseline* level), and runAsNonRoot / runAsUser 0, privilege escalation, seccomp
   and `drop: [ALL]` (the *restricted* level). Each workload is held to the level its
   namespace enforces in the same build (a namespace the build does not render is
@@ -26,6 +28,7 @@ under tests/fixtures/broken/.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Iterator
 
@@ -65,6 +68,22 @@ BASELINE_CAPABILITIES = frozenset({
     "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
     "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
 })
+# Sysctls the baseline level allows (Pod Security Standards, "Sysctls"; check_sysctls.go),
+# as of v1.30, the `enforce-version` every generated namespace pins: v1.27 added
+# ip_local_reserved_ports, v1.29 the four TCP keepalive/fin timers. (v1.32 adds
+# net.ipv4.tcp_rmem and tcp_wmem, which the pinned v1.30 still refuses.)
+SAFE_SYSCTLS = frozenset({
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+})
+# SELinux types the baseline level allows (check_seLinuxOptions.go; "" = unset). v1.31
+# adds container_engine_t, which the pinned v1.30 refuses. user and role must be unset.
+SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
+# The AppArmor field (v1.30+) and the legacy annotation (check_appArmorProfile.go).
+APPARMOR_TYPES = frozenset({"RuntimeDefault", "Localhost"})
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Inline secrets the hf-token-secret rule already reports.
 _HF_TOKEN_NAMES = {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}
@@ -98,10 +117,69 @@ def _sc(obj: dict) -> dict:
     return sc if isinstance(sc, dict) else {}
 
 
-def pod_security_violations(spec: dict, prefix: str) -> Iterator[Violation]:
-    """Every Pod Security Standards violation of one pod spec; `level` is the least
-    restrictive level that forbids it (baseline or restricted)."""
+def _metadata_prefix(prefix: str) -> str:
+    """The pod template's metadata path beside its spec path (`spec.template.spec` ->
+    `spec.template.metadata`; a Pod's `spec` -> `metadata`)."""
+    return prefix[: -len("spec")] + "metadata" if prefix.endswith("spec") else "metadata"
+
+
+def _baseline_context_violations(sc: dict, field: str, who: str) -> Iterator[Violation]:
+    """The baseline checks that read one securityContext, the pod's or a container's:
+    Windows HostProcess, AppArmor, SELinux and (containers only) the /proc mount."""
+    if _get(sc, "windowsOptions", "hostProcess") is True:
+        yield Violation("windows-host-process", "baseline", f"{field}.securityContext.windowsOptions.hostProcess",
+                        f"hostProcess: true runs {who} as a process on the Windows node, with the host's network "
+                        "and filesystem (forbidden from Pod Security baseline up)",
+                        "remove windowsOptions.hostProcess (or set it to false)")
+    apparmor = _get(sc, "appArmorProfile", "type")
+    if apparmor is not None and apparmor not in APPARMOR_TYPES:
+        yield Violation("apparmor", "baseline", f"{field}.securityContext.appArmorProfile.type",
+                        f"appArmorProfile {apparmor} turns the node's AppArmor confinement off for {who} "
+                        "(forbidden from Pod Security baseline up)",
+                        "remove appArmorProfile (the runtime's default applies) or set type: RuntimeDefault")
+    selinux = sc.get("seLinuxOptions")
+    if isinstance(selinux, dict):
+        bad = []
+        if str(selinux.get("type") or "") not in SELINUX_TYPES:
+            bad.append(f"type {selinux.get('type')}")
+        bad += [f"{k} {selinux[k]}" for k in ("user", "role") if selinux.get(k)]
+        if bad:
+            yield Violation("selinux", "baseline", f"{field}.securityContext.seLinuxOptions",
+                            f"seLinuxOptions sets {', '.join(bad)} for {who}: a custom SELinux type, user or role can "
+                            "lift the container's confinement (Pod Security baseline allows only the types "
+                            f"{', '.join(sorted(t for t in SELINUX_TYPES if t))} and no user or role)",
+                            "remove seLinuxOptions (the runtime labels the container container_t) or keep only "
+                            "level/an allowed type")
+    proc = sc.get("procMount")
+    if proc not in (None, "Default"):
+        yield Violation("proc-mount", "baseline", f"{field}.securityContext.procMount",
+                        f"procMount {proc} unmasks /proc for {who}: /proc/kcore, /proc/sysrq-trigger and the "
+                        "node's kernel tunables become readable or writable (forbidden from Pod Security baseline up)",
+                        "remove procMount (or set it to Default)")
+
+
+def pod_security_violations(spec: dict, prefix: str, annotations: dict | None = None) -> Iterator[Violation]:
+    """Every Pod Security Standards violation of one pod spec (and its template's
+    `annotations`, for the legacy AppArmor key); `level` is the least restrictive level
+    that forbids it (baseline or restricted)."""
     pod_sc = _sc(spec)
+    yield from _baseline_context_violations(pod_sc, prefix, "every container of the pod")
+    for key, value in sorted((annotations or {}).items(), key=lambda kv: str(kv[0])):
+        if str(key).startswith(APPARMOR_ANNOTATION) and value and value != "runtime/default" \
+                and not str(value).startswith("localhost/"):
+            yield Violation("apparmor", "baseline", f"{_metadata_prefix(prefix)}.annotations[{key}]",
+                            f"the annotation sets AppArmor profile {value!r} for container "
+                            f"{str(key)[len(APPARMOR_ANNOTATION):]}: its confinement is off (forbidden from Pod "
+                            "Security baseline up)", "remove the annotation (the runtime's default applies) or set "
+                            "securityContext.appArmorProfile.type: RuntimeDefault")
+    sysctls = [x for x in pod_sc.get("sysctls") or [] if isinstance(x, dict)]
+    unsafe = [str(x.get("name")) for x in sysctls if x.get("name") not in SAFE_SYSCTLS]
+    if unsafe:
+        yield Violation("sysctls", "baseline", f"{prefix}.securityContext.sysctls[{unsafe[0]}]",
+                        f"sets {', '.join(unsafe)}, outside the Pod Security Standards' safe set: such a sysctl is "
+                        "not isolated from other pods or the node (forbidden from baseline up; the kubelet also "
+                        "refuses it unless --allowed-unsafe-sysctls lists it)",
+                        f"remove it; only {', '.join(sorted(SAFE_SYSCTLS))} are safe (tune the node instead)")
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         if spec.get(key) is True:
             yield Violation("host-namespaces", "baseline", f"{prefix}.{key}",
@@ -127,6 +205,7 @@ def pod_security_violations(spec: dict, prefix: str) -> Iterator[Violation]:
     for where, c in _containers(spec):
         field = f"{prefix}.{where}"
         sc = _sc(c)
+        yield from _baseline_context_violations(sc, field, f"container {c.get('name')}")
         if sc.get("privileged") is True:
             yield Violation("privileged", "baseline", f"{field}.securityContext.privileged",
                             "privileged: true gives the container every device and capability of the node "
@@ -180,13 +259,20 @@ def pod_security_violations(spec: dict, prefix: str) -> Iterator[Violation]:
                             "RuntimeDefault or Localhost)", "set securityContext.seccompProfile.type: RuntimeDefault")
 
 
-def required_level(spec: dict) -> str:
+def required_level(spec: dict, annotations: dict | None = None) -> str:
     """The most restrictive Pod Security level this pod spec is admitted under."""
     worst = len(PSA_LEVELS) - 1
-    for v in pod_security_violations(spec, ""):
+    for v in pod_security_violations(spec, "", annotations):
         # A baseline violation needs privileged; a restricted-only one needs baseline.
         worst = min(worst, _level_index(v.level) - 1)
     return PSA_LEVELS[worst]
+
+
+def _pod_annotations(doc: dict) -> dict:
+    """The annotations of a workload's pods (the template's; a Pod's own)."""
+    path = _metadata_prefix(_pod_spec_path(doc)).split(".")
+    found = _get(doc, *path, "annotations", default={})
+    return found if isinstance(found, dict) else {}
 
 
 def _workloads(b: Build) -> Iterator[tuple[dict, dict, str]]:
@@ -214,7 +300,7 @@ def _pod_security_rule(rule_id: str, summary: str):
     def check(b: Build) -> None:
         for doc, spec, prefix in _workloads(b):
             level = _enforced_level(b, doc, spec)
-            for v in pod_security_violations(spec, prefix):
+            for v in pod_security_violations(spec, prefix, _pod_annotations(doc)):
                 if v.rule == rule_id and _level_index(v.level) <= _level_index(level):
                     b.add(doc, v.field, v.problem, v.fix)
     check.__name__ = f"_psa_{rule_id.replace('-', '_')}"
@@ -229,6 +315,11 @@ _pod_security_rule("capabilities", "drop ALL and add nothing but NET_BIND_SERVIC
 _pod_security_rule("run-as-non-root", "runAsNonRoot: true and never runAsUser 0 (Pod Security restricted)")
 _pod_security_rule("privilege-escalation", "allowPrivilegeEscalation: false on every container (Pod Security restricted)")
 _pod_security_rule("seccomp", "seccomp RuntimeDefault or Localhost (Pod Security restricted)")
+_pod_security_rule("apparmor", "no AppArmor Unconfined, by field or annotation (Pod Security baseline)")
+_pod_security_rule("proc-mount", "procMount Default, never Unmasked (Pod Security baseline)")
+_pod_security_rule("sysctls", "only the Pod Security Standards' safe sysctls (Pod Security baseline)")
+_pod_security_rule("selinux", "no custom SELinux type, user or role (Pod Security baseline)")
+_pod_security_rule("windows-host-process", "no Windows HostProcess container (Pod Security baseline)")
 
 
 # ----------------------------------------------------------------------------- namespaces
@@ -271,7 +362,7 @@ def _namespace_labels(b: Build) -> None:
                   "without saying why", f"annotate {REASON_ANNOTATION} with the field that needs it "
                   "(e.g. hostPath /var/lib/kubelet/device-plugins), or label it restricted")
         # The most restrictive level that still admits every pod of the namespace.
-        needed = min((required_level(s) for _, s in pods), key=_level_index, default=None)
+        needed = min((required_level(s, _pod_annotations(d)) for d, s in pods), key=_level_index, default=None)
         if needed is not None and _level_index(needed) > _level_index(enforce):
             b.add(ns, f"metadata.labels.{PSA_PREFIX}enforce", f"the namespace enforces {enforce}, but its pods are "
                   f"admitted under {needed}", f"set {PSA_PREFIX}enforce: {needed} (the least its pods need)")
@@ -419,6 +510,23 @@ def _secret_in_url(b: Build) -> None:
 
 # ----------------------------------------------------------------------------- network policy
 
+# Where a cluster's pods, Services, nodes and private API endpoints live: an egress
+# ipBlock as wide as one of these must except it (components/network-policy does), or the
+# model's pods may call every in-cluster HTTPS service. Link-local: cloud metadata.
+INTERNAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"))
+
+
+def _internal_reach(block: dict) -> list[str]:
+    """Internal ranges an ipBlock covers whole and does not except."""
+    try:
+        net = ipaddress.ip_network(str(block.get("cidr")), strict=False)
+        excepts = [ipaddress.ip_network(str(e), strict=False) for e in block.get("except") or []]
+    except ValueError:
+        return []
+    return [str(r) for r in INTERNAL_NETWORKS if r.version == net.version and r.subnet_of(net)
+            and not any(e.version == r.version and r.subnet_of(e) for e in excepts)]
+
 
 def _np_namespaces(peer: dict) -> set[str] | None:
     """Namespace names a `from`/`to` peer admits by name; None for 'any namespace'."""
@@ -451,8 +559,8 @@ def _port_allowed(rule_: dict, port: int, protocol: str) -> bool:
     return False
 
 
-@_security_rule("network-policy-flows", "a NetworkPolicy on the model admits Prometheus on 8000 (when it scrapes) "
-                "and lets the pods reach DNS and HTTPS")
+@_security_rule("network-policy-flows", "a NetworkPolicy on the model admits Prometheus on 8000 (when it scrapes), "
+                "lets the pods reach DNS and HTTPS, and opens no egress to the cluster's internal ranges")
 def _network_policy(b: Build) -> None:
     from compose.generate.options import prometheus_namespace
 
@@ -481,6 +589,20 @@ def _network_policy(b: Build) -> None:
                 if not any(_port_allowed(r, port, proto) for r in egress):
                     b.add(np, "spec.egress", f"egress allows no {proto} {port} ({why}): the init container's "
                           "weight download fails", f"allow {proto} {port} (components/network-policy does)")
+            for i, r in enumerate(egress):
+                peers = r.get("to") or []
+                if not peers:
+                    b.add(np, f"spec.egress[{i}].to", "an egress rule without `to` allows every destination, the "
+                          "cluster's pods, Services, nodes and API server included", "name the peers (DNS pods, "
+                          "an ipBlock that excepts the internal ranges: components/network-policy)")
+                for j, peer in enumerate(peers):
+                    reach = _internal_reach(peer.get("ipBlock") or {}) if isinstance(peer, dict) else []
+                    if reach:
+                        b.add(np, f"spec.egress[{i}].to[{j}].ipBlock.except", f"ipBlock {peer['ipBlock'].get('cidr')} "
+                              f"does not except {', '.join(reach)}: the model's pods may call the in-cluster services "
+                              "(pods, Services, nodes, a private API endpoint, cloud metadata) there",
+                              f"except {', '.join(reach)} (components/network-policy/networkpolicy.yaml); an "
+                              "in-cluster proxy or mirror gets its own narrow policy")
 
 
 def _admits(peers: list | None, namespace: str) -> bool:
