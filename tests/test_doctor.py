@@ -343,6 +343,16 @@ def _seed_failures(cp, extra: list[str]) -> None:
         _, data, checks = doctor(cp, "prod-70b")
         m = checks["keda-metrics-api"]
         assert m["status"] == "fail" and "keda/keda-operator-metrics-apiserver" in m["saw"] and "ServiceNotFound" in m["saw"], m
+        # prod-70b admits its clients from namespaces gateway and monitoring (components/network-policy):
+        # gateway does not exist yet.
+        n = checks["network-policy"]
+        assert n["status"] == "warn" and "gateway do(es) not exist" in n["saw"] and "kubectl create namespace gateway" in n["fix"], n
+        assert checks["keda-version"]["status"] == "ok" and "needs KEDA 2.17 or later" in checks["keda-version"]["saw"]
+        ensure_namespace(cp, "gateway")
+        try:
+            _, data, checks = doctor(cp, "prod-70b")
+        finally:
+            delete_namespace(cp, "gateway")
         assert [c["id"] for c in data["checks"] if c["status"] != "ok"] == ["keda-metrics-api"], data["checks"]
         delete(cp, f"/apis/apiregistration.k8s.io/v1/apiservices/{doc.METRICS_APISERVICE}")
 
@@ -585,3 +595,229 @@ def test_a_read_only_identity_gets_the_same_answers(cp, tmp_path):
         tok = checks["hf-token"]
         assert tok["status"] == "warn" and "forbidden" in tok["saw"] and "cannot get resource \"secrets\"" in tok["saw"], tok
         assert "grant this identity" in tok["fix"]
+
+
+# --------------------------------------------------------------------------- the audit's gaps: Prometheus selection,
+# KEDA release, API-key Secret, Gateway/InferencePool/GitOps CRDs, NetworkPolicy namespaces
+
+# Only the Prometheus Operator's `Prometheus` kind matters here, not its 1 MB schema (../shared/crds
+# has no copy): a CRD that keeps every field, so absent and {} selectors stay what they are.
+PROMETHEUS_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "prometheuses.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"kind": "Prometheus", "listKind": "PrometheusList", "plural": "prometheuses", "singular": "prometheus"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+PROMS = "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses"
+
+
+def checks_of(cp, t: tgt.Target, fn, *args) -> dict[str, doc.Check]:
+    """One check function, in process, on the test control plane."""
+    return {c.id: c for c in fn(doc.Facts(kube.connect(cp.kubeconfig), t), *args)}
+
+
+def target_with(overlay: str, *extra: dict, env: list[dict] | None = None) -> tgt.Target:
+    """An overlay's rendered objects plus `extra` objects (and env on the vllm container)."""
+    base = tgt.from_directory(REPO / "overlays" / overlay)
+    docs = copy.deepcopy(base.docs) + [copy.deepcopy(d) for d in extra]
+    if env:
+        dep = next(d for d in docs if d["kind"] == "Deployment")
+        vllm = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm")
+        vllm.setdefault("env", []).extend(env)
+    return tgt.from_docs(overlay, base.path, docs, {"gated": base.gated, "hf_repo": base.hf_repo})
+
+
+def test_prometheus_selects_the_podmonitor_and_rule(cp, tmp_path):
+    """Selector semantics of the Prometheus Operator (prometheus_types.go): a nil podMonitorSelector
+    selects nothing, {} everything; a nil namespace selector only the Prometheus's own namespace.
+    kube-prometheus-stack's default (matchLabels release=<release>) misses the overlay's PodMonitor."""
+    install(cp, "keda", "prometheus-operator")
+    (tmp_path / "crd").mkdir()
+    (tmp_path / "crd" / "prometheus.yaml").write_text(yaml.safe_dump(PROMETHEUS_CRD))
+    cp.install_crds(tmp_path / "crd")
+    ensure_namespace(cp, "monitoring")
+    try:
+        _, _, checks = doctor(cp, "dev-8b")
+        pm, rule = checks["prometheus-podmonitor"], checks["prometheus-rule"]
+        assert pm["status"] == "warn" and "no Prometheus object" in pm["saw"] and "kube-prometheus-stack" in pm["fix"], pm
+        # kube-prometheus-stack with its defaults (podMonitorSelectorNilUsesHelmValues: true).
+        post(cp, PROMS, {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {"name": "kps"},
+                         "spec": {"podMonitorSelector": {"matchLabels": {"release": "kps"}}, "podMonitorNamespaceSelector": {},
+                                  "ruleSelector": {"matchLabels": {"release": "kps"}}, "ruleNamespaceSelector": {}}})
+        res, data, checks = doctor(cp, "dev-8b")
+        pm, rule = checks["prometheus-podmonitor"], checks["prometheus-rule"]
+        assert res.exit_code == 1 and pm["status"] == "fail", pm
+        assert "Prometheus monitoring/kps selects PodMonitors with release=kps; PodMonitor dev-8b/dev-8b-vllm lacks release=kps" in pm["saw"], pm
+        assert "KEDA's query returns nothing" in pm["saw"]
+        assert "prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false" in pm["fix"] and "release=kps" in pm["fix"], pm
+        assert rule["status"] == "warn" and "ruleSelectorNilUsesHelmValues=false" in rule["fix"] and "never evaluated" in rule["saw"], rule
+        # {} selects every object; a nil namespace selector only monitoring (merge patch: null deletes a field,
+        # so matchLabels: null leaves the selector {}).
+        cp.api.patch(f"{PROMS}/kps", {"spec": {"podMonitorSelector": {"matchLabels": None}, "podMonitorNamespaceSelector": None,
+                                               "ruleSelector": {"matchLabels": None}, "ruleNamespaceSelector": None}})
+        assert cp.api.get(f"{PROMS}/kps")["spec"]["podMonitorSelector"] == {}
+        pm = doctor(cp, "dev-8b")[2]["prometheus-podmonitor"]
+        assert pm["status"] == "fail" and "only its own namespace monitoring" in pm["saw"] and "is in dev-8b" in pm["saw"], pm
+        assert "spec.podMonitorNamespaceSelector: {}" in pm["fix"], pm
+        # A namespace selector on a label the namespace lacks (the overlay's Namespace is judged by its rendered labels).
+        cp.api.patch(f"{PROMS}/kps", {"spec": {"podMonitorNamespaceSelector": {"matchLabels": {"monitoring": "enabled"}}}})
+        pm = doctor(cp, "dev-8b")[2]["prometheus-podmonitor"]
+        assert pm["status"] == "fail" and "namespace dev-8b lacks monitoring=enabled" in pm["saw"], pm
+        assert "kubectl label namespace dev-8b monitoring=enabled" in pm["fix"], pm
+        # matchExpressions: the namespace's own name (set by the API server) and the PodMonitor's instance label.
+        cp.api.patch(f"{PROMS}/kps", {"spec": {
+            "podMonitorNamespaceSelector": {"matchLabels": None, "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["dev-8b", "prod-70b"]}]},
+            "podMonitorSelector": {"matchExpressions": [{"key": "app.kubernetes.io/instance", "operator": "NotIn", "values": ["dev-8b"]}]},
+            "ruleNamespaceSelector": {}}})
+        checks = doctor(cp, "dev-8b")[2]
+        pm = checks["prometheus-podmonitor"]
+        assert pm["status"] == "fail" and "lacks app.kubernetes.io/instance NotIn (dev-8b)" in pm["saw"], pm
+        assert checks["prometheus-rule"]["status"] == "ok", checks["prometheus-rule"]
+        cp.api.patch(f"{PROMS}/kps", {"spec": {"podMonitorSelector": {"matchExpressions": [
+            {"key": "app.kubernetes.io/instance", "operator": "In", "values": ["dev-8b"]}]}}})
+        pm = doctor(cp, "dev-8b")[2]["prometheus-podmonitor"]
+        assert pm["status"] == "ok" and "selected by Prometheus monitoring/kps" in pm["saw"] and pm["fix"] is None, pm
+        # A nil podMonitorSelector selects no PodMonitor at all.
+        cp.api.patch(f"{PROMS}/kps", {"spec": {"podMonitorSelector": None}})
+        pm = doctor(cp, "dev-8b")[2]["prometheus-podmonitor"]
+        assert pm["status"] == "fail" and "no podMonitorSelector (nil selects no PodMonitor)" in pm["saw"], pm
+        assert pm["fix"].startswith("set spec.podMonitorSelector: {} on Prometheus monitoring/kps"), pm
+    finally:
+        delete(cp, f"{PROMS}/kps")
+        delete(cp, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/prometheuses.monitoring.coreos.com")
+        wait_for("Prometheus kind gone", lambda: not any(
+            r["kind"] == "Prometheus" for r in cp.api.get("/apis/monitoring.coreos.com/v1")["resources"]), 30)
+
+
+def test_keda_release_supports_fallback_behavior(cp):
+    """fallback.behavior (the overlays' currentReplicasIfHigher) needs KEDA 2.17: doctor reads the
+    operator Deployment's image tag. Deployments with no replica: only their spec is read."""
+    install(cp, "keda")
+
+    def operator(ns: str, image: str) -> None:
+        ensure_namespace(cp, ns)
+        delete(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/keda-operator")
+        post(cp, f"/apis/apps/v1/namespaces/{ns}/deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "keda-operator", "labels": {"app.kubernetes.io/name": "keda-operator"}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "keda-operator"}},
+                     "template": {"metadata": {"labels": {"app": "keda-operator"}},
+                                  "spec": {"containers": [{"name": "keda-operator", "image": image}]}}}})
+
+    t = tgt.from_directory(REPO / "overlays" / "dev-8b")
+    assert t.fallback_behaviors() == ["currentReplicasIfHigher"]
+    try:
+        operator("keda-old", "ghcr.io/kedacore/keda:2.16.1")
+        res, _, checks = doctor(cp, "dev-8b")
+        v = checks["keda-version"]
+        assert v["status"] == "fail" and "keda-old/keda-operator runs ghcr.io/kedacore/keda:2.16.1 (2.16.1)" in v["saw"], v
+        assert "ScaledObject fallback.behavior (needs KEDA 2.17)" in v["saw"] and res.exit_code == 1
+        assert v["fix"] == f"upgrade KEDA: helm upgrade keda kedacore/keda --version {doc.KEDA_PIN} --namespace keda-old (KEDA's chart also updates its CRDs)"
+        operator("keda-old", "ghcr.io/kedacore/keda@sha256:" + "0" * 64)
+        v = doctor(cp, "dev-8b")[2]["keda-version"]
+        assert v["status"] == "warn" and "whose tag names no release" in v["saw"] and "2.17 or later" in v["fix"], v
+        operator("keda-old", "ghcr.io/kedacore/keda:v2.17.0")
+        v = doctor(cp, "dev-8b")[2]["keda-version"]
+        assert v["status"] == "ok" and "needs KEDA 2.17 or later" in v["saw"] and v["fix"] is None, v
+    finally:
+        delete_namespace(cp, "keda-old")
+    assert doc.keda_version({"spec": {"template": {"spec": {"containers": [
+        {"name": "keda-operator", "image": "registry:5000/kedacore/keda:2.20.2@sha256:ab"}]}}}})[1] == (2, 20, 2)
+
+
+def test_helm_fixes_pin_a_version():
+    """Every `helm install`/`helm upgrade` doctor suggests names a chart version."""
+    text = (REPO / "compose" / "cluster" / "doctor.py").read_text()
+    import re as _re
+    cmds = _re.findall(r"helm (?:install|upgrade) [^\"]*", text)
+    assert cmds, "no helm command found"
+    for cmd in cmds:
+        assert "--version" in cmd, cmd
+
+
+def test_api_key_secret(cp):
+    """--api-key-secret NAME: VLLM_API_KEY from NAME's `api-key`; missing, wrong key, then present."""
+    env = [{"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "vllm-api-key", "key": "api-key", "optional": False}}}]
+    t = target_with("dev-8b", env=env)
+    assert checks_of(cp, tgt.from_directory(REPO / "overlays" / "dev-8b"), doc.check_api_key) == {}  # no key asked, no finding
+    ensure_namespace(cp, "dev-8b")
+    delete(cp, "/api/v1/namespaces/dev-8b/secrets/vllm-api-key")
+    a = checks_of(cp, t, doc.check_api_key)["api-key"]
+    assert a.status == "fail" and "Secret dev-8b/vllm-api-key does not exist" in a.saw and "CreateContainerConfigError" in a.saw, a
+    assert a.fix == 'kubectl -n dev-8b create secret generic vllm-api-key --from-literal=api-key="$(openssl rand -hex 32)"'
+    value = "sk-doNotPrintMe"
+    post(cp, "/api/v1/namespaces/dev-8b/secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vllm-api-key"},
+                                                   "data": {"token": base64.b64encode(value.encode()).decode()}})
+    try:
+        a = checks_of(cp, t, doc.check_api_key)["api-key"]
+        assert a.status == "fail" and "has keys ['token'], not 'api-key'" in a.saw and a.fix.startswith("kubectl -n dev-8b delete secret vllm-api-key && "), a
+        cp.api.patch("/api/v1/namespaces/dev-8b/secrets/vllm-api-key",
+                     {"data": {"api-key": base64.b64encode(value.encode()).decode(), "token": None}})
+        a = checks_of(cp, t, doc.check_api_key)["api-key"]
+        assert a.status == "ok" and a.details["keys"] == ["api-key"] and value not in a.saw and a.fix is None, a
+    finally:
+        delete(cp, "/api/v1/namespaces/dev-8b/secrets/vllm-api-key")
+
+
+def test_gateway_inference_pool_and_gitops_crds(cp):
+    """components/gateway (HTTPRoute) and components/inference-pool (InferencePool): absent, then
+    served; an InferencePool of a version its group does not serve; --gitops argocd and flux."""
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "vllm"}}
+    pool = {"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool", "metadata": {"name": "vllm"}}
+    old_pool = {"apiVersion": "inference.networking.x-k8s.io/v1alpha2", "kind": "InferencePool", "metadata": {"name": "vllm"}}
+    t = target_with("dev-8b", route, pool)
+    checks = checks_of(cp, t, doc.check_crds)
+    r, p = checks["crd/httproute.gateway.networking.k8s.io"], checks["crd/inferencepool.inference.networking.k8s.io"]
+    assert r.status == "fail" and "no CRD of group gateway.networking.k8s.io is installed" in r.saw, r
+    assert r.fix == doc.CRD_FIXES["gateway.networking.k8s.io"]
+    assert p.status == "fail" and 'no matches for kind "InferencePool" in version "inference.networking.k8s.io/v1"' in p.saw, p
+    assert "Inference Extension" in p.fix
+    install(cp, "gateway-api", "gateway-api-inference-extension")
+    checks = checks_of(cp, t, doc.check_crds)
+    for cid in ("crd/httproute.gateway.networking.k8s.io", "crd/inferencepool.inference.networking.k8s.io"):
+        assert checks[cid].status == "ok" and checks[cid].fix is None, checks[cid]
+    # The experimental group serves v1alpha1 (InferencePoolImport) only, not an InferencePool v1alpha2.
+    old = checks_of(cp, target_with("dev-8b", old_pool), doc.check_crds)["crd/inferencepool.inference.networking.x-k8s.io"]
+    assert old.status == "fail" and "inference.networking.x-k8s.io serves only v1alpha1" in old.saw, old
+    assert old.fix.startswith("upgrade the controller that owns inference.networking.x-k8s.io to a release that serves v1alpha2"), old
+    # --gitops: without the flag nothing is asked; with it, the CRDs the published objects use.
+    _, _, checks = doctor(cp, "dev-8b")
+    assert not [i for i in checks if "argoproj" in i or "fluxcd" in i]
+    for gitops, ids, crds in (
+        ("argocd", ["crd/application.argoproj.io", "crd/applicationset.argoproj.io"], "argocd"),
+        ("flux", ["crd/kustomization.kustomize.toolkit.fluxcd.io", "crd/gitrepository.source.toolkit.fluxcd.io"], "flux"),
+    ):
+        _, _, checks = doctor(cp, "dev-8b", "--gitops", gitops)
+        for cid in ids:
+            assert checks[cid]["status"] == "fail" and "no CRD of group" in checks[cid]["saw"], checks[cid]
+            assert checks[cid]["fix"].startswith("install Argo CD" if gitops == "argocd" else "install Flux"), checks[cid]
+            assert f"--gitops {gitops}" in checks[cid]["title"]
+        install(cp, crds)
+        _, _, checks = doctor(cp, "dev-8b", "--gitops", gitops)
+        for cid in ids:
+            assert checks[cid]["status"] == "ok", checks[cid]
+
+
+def test_network_policy_allowed_namespaces(cp):
+    """components/network-policy admits port 8000 from named namespaces (prod-70b: gateway, monitoring):
+    a name no namespace has is a warning; the overlay's own namespace counts as present."""
+    delete_namespace(cp, "gateway")
+    ensure_namespace(cp, "monitoring")
+    t = tgt.from_directory(REPO / "overlays" / "prod-70b")
+    n = checks_of(cp, t, doc.check_network_policy)["network-policy"]
+    assert n.status == "warn" and "from namespace(s) gateway, monitoring; gateway do(es) not exist" in n.saw, n
+    assert n.fix.startswith("create the namespace(s) (kubectl create namespace gateway), or regenerate the overlay with the --allow-from"), n
+    assert n.details["missing"] == ["gateway"]
+    ensure_namespace(cp, "gateway")
+    try:
+        n = checks_of(cp, t, doc.check_network_policy)["network-policy"]
+        assert n.status == "ok" and n.fix is None and "all present" in n.saw, n
+    finally:
+        delete_namespace(cp, "gateway")
+    assert checks_of(cp, tgt.from_directory(REPO / "overlays" / "dev-8b"), doc.check_network_policy) == {}  # no policy, no check
+    # matchLabels on the name counts too; other selectors name no namespace.
+    pol = {"spec": {"ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "a"}}},
+                                          {"namespaceSelector": {"matchLabels": {"team": "x"}}}, {"podSelector": {}}]}]}}
+    assert doc.allowed_namespaces(pol) == ["a"]

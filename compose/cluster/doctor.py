@@ -7,8 +7,9 @@ traceback. Only an unreachable cluster stops the run (`ClusterUnreachable`,
 exit 2 at the CLI edge).
 
 The checks, in order (README.md, "compose doctor", explains each):
-server-version, crd/<name>, keda-operator, keda-metrics-api, storage-class,
-runtime-class, device-plugin, hf-token, prometheus-url, scheduling.
+server-version, crd/<name>, keda-operator, keda-version, keda-metrics-api,
+storage-class, runtime-class, device-plugin, hf-token, api-key, prometheus-url,
+prometheus-podmonitor, prometheus-rule, network-policy, scheduling.
 """
 
 from __future__ import annotations
@@ -214,9 +215,12 @@ def check_server_version(facts: Facts) -> list[Check]:
 
 # --------------------------------------------------------------------------- CRDs
 
+# The KEDA release doctor's fixes pin: the release the CRDs in ../shared/crds/keda come from
+# (kedacore/keda v2.20.2). KEDA's Helm chart versions follow the KEDA release.
+KEDA_PIN = "2.20.2"
 CRD_FIXES = {
-    "keda.sh": "install KEDA 2.x: helm repo add kedacore https://kedacore.github.io/charts && "
-               "helm install keda kedacore/keda --namespace keda --create-namespace",
+    "keda.sh": "install KEDA: helm repo add kedacore https://kedacore.github.io/charts && "
+               f"helm install keda kedacore/keda --version {KEDA_PIN} --namespace keda --create-namespace",
     "monitoring.coreos.com": "install the Prometheus Operator (e.g. the kube-prometheus-stack Helm chart), "
                              "or regenerate the overlay with --no-monitoring",
     "karpenter.sh": "install Karpenter 1.x (serves karpenter.sh/v1) and create a GPU NodePool",
@@ -274,6 +278,57 @@ def check_crds(facts: Facts, gitops: str | None = None) -> list[Check]:
 
 KEDA_OPERATOR_SELECTORS = ("app.kubernetes.io/name=keda-operator", "app=keda-operator")
 METRICS_APISERVICE = "v1beta1.external.metrics.k8s.io"
+# ScaledObject fields that need a minimum KEDA release: fallback.behavior (static, currentReplicas,
+# currentReplicasIfHigher, currentReplicasIfLower) came in KEDA 2.17 (kedacore/keda#6464, documented
+# from keda-docs content/docs/2.17/reference/scaledobject-spec.md, kedacore/keda-docs#1519). An older
+# KEDA's CRD has no such field: the API server prunes it and the fallback is static (jumps to
+# fallback.replicas on every Prometheus outage).
+KEDA_FEATURES: list[tuple[str, tuple[int, int], Callable[[Target], bool]]] = [
+    ("ScaledObject fallback.behavior", (2, 17), lambda t: any(b != "static" for b in t.fallback_behaviors())),
+]
+
+
+def keda_version(deployment: dict) -> tuple[str, tuple[int, int, int] | None]:
+    """(image, (major, minor, patch) from its tag, or None) of a KEDA operator Deployment."""
+    containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
+    c = next((c for c in containers if c.get("name") == "keda-operator"),
+             next((c for c in containers if "keda" in c.get("image", "")), containers[0] if containers else {}))
+    image = c.get("image", "")
+    ref = image.split("@", 1)[0]
+    tag = ref.rsplit(":", 1)[1] if ":" in ref.rsplit("/", 1)[-1] else ""
+    m = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", tag)
+    return image, ((int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None)
+
+
+def _keda_version_check(facts: Facts, found: dict[str, dict]) -> Check:
+    title = "the KEDA release serves every ScaledObject field the overlay uses"
+    used = [(what, need) for what, need, pred in KEDA_FEATURES if pred(facts.target)]
+    need = max((n for _, n in used), default=None)
+    seen = {k: keda_version(d) for k, d in found.items()}
+    details = {"operators": {k: img for k, (img, _) in seen.items()},
+               "needs": {what: f"{n[0]}.{n[1]}" for what, n in used}}
+    upgrade = (f"upgrade KEDA: helm upgrade keda kedacore/keda --version {KEDA_PIN} --namespace {{ns}} "
+               f"(KEDA's chart also updates its CRDs)")
+    if need:
+        old = [(k, img, v) for k, (img, v) in seen.items() if v is not None and v[:2] < need]
+        if old:
+            k, img, v = old[0]
+            uses = "; ".join(f"{w} (needs KEDA {n[0]}.{n[1]})" for w, n in used)
+            return Check("keda-version", FAIL,
+                         f"KEDA operator {k} runs {img} ({v[0]}.{v[1]}.{v[2]}); the overlay uses {uses}: "
+                         "the API server prunes the field and the fallback is static",
+                         upgrade.format(ns=k.split("/")[0]), title, details)
+        unknown = [(k, img) for k, (img, v) in seen.items() if v is None]
+        if unknown:
+            k, img = unknown[0]
+            return Check("keda-version", WARN,
+                         f"KEDA operator {k} runs {img}, whose tag names no release; the overlay needs KEDA "
+                         f"{need[0]}.{need[1]} or later ({', '.join(w for w, _ in used)})",
+                         f"check the release it runs is {need[0]}.{need[1]} or later, or " + upgrade.format(ns=k.split("/")[0]),
+                         title, details)
+    versions = ", ".join(f"{k}: {img}" for k, (img, _) in seen.items())
+    return Check("keda-version", OK, versions + (f"; the overlay needs KEDA {need[0]}.{need[1]} or later" if need else ""),
+                 None, title, details)
 
 
 def check_keda(facts: Facts) -> list[Check]:
@@ -299,6 +354,7 @@ def check_keda(facts: Facts) -> list[Check]:
                 ns = name.split("/")[0]
                 out.append(Check("keda-operator", FAIL, f"Deployment {name} has no available replica",
                                  f"kubectl -n {ns} describe deployment {name.split('/')[1]}; kubectl -n {ns} get pods", title))
+            out.append(_keda_version_check(facts, found))
     except ClusterApiError as err:
         out.append(_forbidden("keda-operator", title, err, "the KEDA operator Deployment"))
     title = "KEDA's external metrics API is registered and available"
@@ -598,6 +654,42 @@ def check_hf_token(facts: Facts) -> list[Check]:
     return [Check("hf-token", OK, f"Secret {t.namespace}/{ref.secret} has key {ref.key!r} (value not read out); {gated}", None, title, {"keys": keys})]
 
 
+# --------------------------------------------------------------------------- api-key
+
+
+def check_api_key(facts: Facts) -> list[Check]:
+    """`--api-key-secret NAME`: vLLM reads VLLM_API_KEY from a Secret key (not optional), so
+    without it the kubelet cannot start the container (CreateContainerConfigError)."""
+    t = facts.target
+    ref = t.api_key_ref()
+    if ref is None:
+        return []
+    title = "the API-key Secret vLLM reads as VLLM_API_KEY exists with its key (the value is never shown)"
+    create = (f"kubectl -n {t.namespace} create secret generic {ref.secret} "
+              f'--from-literal={ref.key}="$(openssl rand -hex 32)"')
+    try:
+        secret = facts.cluster.find(f"/api/v1/namespaces/{t.namespace}/secrets/{ref.secret}")
+    except ClusterApiError as err:
+        return [_forbidden("api-key", title, err, f"Secret {t.namespace}/{ref.secret}")]
+    status = WARN if ref.optional else FAIL
+    if secret is None:
+        return [Check("api-key", status,
+                      f"Secret {t.namespace}/{ref.secret} does not exist: the vllm container cannot start "
+                      f'(CreateContainerConfigError: secret "{ref.secret}" not found)', create, title)]
+    data = secret.get("data") or {}
+    keys = sorted(data)
+    empty = ref.key in data and not data[ref.key]
+    del secret, data  # the values are not kept, logged or printed
+    if ref.key not in keys:
+        return [Check("api-key", status, f"Secret {t.namespace}/{ref.secret} has keys {keys}, not {ref.key!r}: "
+                      "the vllm container cannot start (CreateContainerConfigError)",
+                      f"kubectl -n {t.namespace} delete secret {ref.secret} && {create}", title, {"keys": keys})]
+    if empty:
+        return [Check("api-key", status, f"Secret {t.namespace}/{ref.secret} key {ref.key!r} is empty: vLLM gets no usable API key",
+                      f"kubectl -n {t.namespace} delete secret {ref.secret} && {create}", title, {"keys": keys})]
+    return [Check("api-key", OK, f"Secret {t.namespace}/{ref.secret} has key {ref.key!r} (value not read out)", None, title, {"keys": keys})]
+
+
 # --------------------------------------------------------------------------- Prometheus
 
 
@@ -652,6 +744,189 @@ def check_prometheus(facts: Facts) -> list[Check]:
             out.append(Check("prometheus-url", OK, f"{trig.server_address} is Service {ns}/{name}:{port} with {ready} ready endpoint(s)", None, title))
         except ClusterApiError as err:
             out.append(_forbidden("prometheus-url", title, err, f"Service {ns}/{name}"))
+    return out
+
+
+# --------------------------------------------------------------------------- network policy
+
+
+def allowed_namespaces(policy: dict) -> list[str]:
+    """The namespaces a NetworkPolicy's ingress names (namespaceSelector on kubernetes.io/metadata.name)."""
+    names: list[str] = []
+    for rule in (policy.get("spec") or {}).get("ingress") or []:
+        for peer in rule.get("from") or []:
+            sel = peer.get("namespaceSelector") or {}
+            if NAMESPACE_NAME_LABEL in (sel.get("matchLabels") or {}):
+                names.append(sel["matchLabels"][NAMESPACE_NAME_LABEL])
+            for r in sel.get("matchExpressions") or []:
+                if r.get("key") == NAMESPACE_NAME_LABEL and r.get("operator") == "In":
+                    names += list(r.get("values") or [])
+    return list(dict.fromkeys(names))
+
+
+def check_network_policy(facts: Facts) -> list[Check]:
+    """components/network-policy admits port 8000 only from named namespaces: warn on a name no
+    namespace has (a typo, or not created yet), since clients there are the only ones let in."""
+    t = facts.target
+    policies = t.of_kind("NetworkPolicy")
+    if not policies:
+        return []
+    title = "the namespaces the NetworkPolicy admits exist"
+    names = list(dict.fromkeys(n for pol in policies for n in allowed_namespaces(pol)))
+    if not names:
+        return [Check("network-policy", OK, "the NetworkPolicy names no namespace by name", None, title)]
+    try:
+        existing = {n["metadata"]["name"] for n in facts._once("namespaces", lambda: facts.cluster.list("/api/v1/namespaces"))}
+    except ClusterApiError as err:
+        return [_forbidden("network-policy", title, err, "namespaces")]
+    missing = [n for n in names if n not in existing and n != t.namespace]
+    details = {"allowed_namespaces": names, "missing": missing}
+    if missing:
+        return [Check("network-policy", WARN,
+                      f"the NetworkPolicy admits port 8000 from namespace(s) {', '.join(names)}; "
+                      f"{', '.join(missing)} do(es) not exist, so no client there can reach the model yet (a typo?)",
+                      f"create the namespace(s) ({' && '.join(f'kubectl create namespace {n}' for n in missing)}), "
+                      "or regenerate the overlay with the --allow-from namespaces your clients run in", title, details)]
+    return [Check("network-policy", OK, f"the NetworkPolicy admits port 8000 from namespace(s) {', '.join(names)}, all present",
+                  None, title, details)]
+
+
+# --------------------------------------------------------------------------- Prometheus selects the monitors
+
+# Prometheus Operator's API (pkg/apis/monitoring/v1/prometheus_types.go, v0.93.0): podMonitorSelector
+# and ruleSelector: "An empty label selector matches all objects. A null label selector matches no
+# objects." podMonitorNamespaceSelector and ruleNamespaceSelector: "An empty label selector matches
+# all namespaces. A null label selector (default value) matches the current namespace only."
+MONITOR_SELECTORS = {
+    # kind: (check id, object selector field, namespace selector field, kube-prometheus-stack value prefix)
+    "PodMonitor": ("prometheus-podmonitor", "podMonitorSelector", "podMonitorNamespaceSelector", "podMonitorSelector"),
+    "PrometheusRule": ("prometheus-rule", "ruleSelector", "ruleNamespaceSelector", "ruleSelector"),
+}
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _selector_text_of(sel: dict) -> str:
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for r in sel.get("matchExpressions") or []:
+        vals = ",".join(r.get("values") or [])
+        parts.append(f"{r.get('key')} {r.get('operator')}" + (f" ({vals})" if vals else ""))
+    return ", ".join(parts) or "{}"
+
+
+def selects(selector: dict | None, labels: dict[str, str], *, nil_matches: bool = False) -> bool:
+    """A Kubernetes label selector: None is the operator's nil (see MONITOR_SELECTORS), {} matches everything."""
+    if selector is None:
+        return nil_matches
+    return scheduling._selector_matches(selector, labels)
+
+
+def _unmet(selector: dict, labels: dict[str, str]) -> list[str]:
+    """The parts of a selector the labels do not satisfy, as `key=value` or `key Op (values)`."""
+    out = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items()) if labels.get(k) != v]
+    for r in selector.get("matchExpressions") or []:
+        if not scheduling.requirement_matches(r, labels):
+            out.append(_selector_text_of({"matchExpressions": [r]}))
+    return out
+
+
+def _namespace_labels(facts: Facts, ns: str) -> tuple[dict[str, str], bool]:
+    """(labels, exists) of a namespace once the overlay is applied: the live object's labels plus
+    those of the overlay's own Namespace (apply adds them); the API server sets
+    kubernetes.io/metadata.name on every namespace."""
+    live = facts._once(f"ns:{ns}", lambda: facts.cluster.find(f"/api/v1/namespaces/{ns}"))
+    labels = dict(((live or {}).get("metadata") or {}).get("labels") or {})
+    if ns == facts.target.namespace:
+        labels.update(facts.target.namespace_labels())
+    labels[NAMESPACE_NAME_LABEL] = ns
+    return labels, live is not None
+
+
+def _why_not_selected(prom: dict, obj: dict, ns_labels: dict[str, str], kind: str) -> tuple[str, str] | None:
+    """None when Prometheus `prom` selects `obj`; else (what it lacks, the one fix)."""
+    _, sel_field, ns_field, value = MONITOR_SELECTORS[kind]
+    spec = prom.get("spec") or {}
+    pname = f"{prom['metadata'].get('namespace')}/{prom['metadata']['name']}"
+    pns = prom["metadata"].get("namespace")
+    meta = obj.get("metadata") or {}
+    name, ons, labels = meta.get("name"), meta.get("namespace"), dict(meta.get("labels") or {})
+    sel = spec.get(sel_field)
+    if sel is None:
+        return (f"Prometheus {pname} has no {sel_field} (nil selects no {kind})",
+                f"set spec.{sel_field}: {{}} on Prometheus {pname} (or a selector the {kind}'s labels match)")
+    if not selects(sel, labels):
+        missing = _unmet(sel, labels)
+        saw = f"Prometheus {pname} selects {kind}s with {_selector_text_of(sel)}; {kind} {ons}/{name} lacks {', '.join(missing)}"
+        release = (sel.get("matchLabels") or {}).get("release")
+        if release and set(sel.get("matchLabels") or {}) == {"release"} and not sel.get("matchExpressions"):
+            # kube-prometheus-stack's default: {matchLabels: {release: <release>}} while
+            # prometheus.prometheusSpec.<x>SelectorNilUsesHelmValues is true (prometheus-community/helm-charts,
+            # charts/kube-prometheus-stack/values.yaml: "If true, a nil or {} value for
+            # prometheus.prometheusSpec.podMonitorSelector will cause the prometheus resource to be created
+            # with selectors based on values in the helm deployment").
+            return saw, (f"kube-prometheus-stack: set the Helm value prometheus.prometheusSpec.{value}NilUsesHelmValues=false "
+                         f"(selects every {kind}), or label the overlay's {kind} release={release} (a patch in the overlay)")
+        return saw, f"label the overlay's {kind} {', '.join(missing)} (a patch in the overlay), or widen spec.{sel_field} of Prometheus {pname}"
+    ns_sel = spec.get(ns_field)
+    if ns_sel is None:
+        if ons == pns:
+            return None
+        return (f"Prometheus {pname} has no {ns_field} (nil: only its own namespace {pns}); {kind} {name} is in {ons}",
+                f"set spec.{ns_field}: {{}} (every namespace) or a selector matching namespace {ons} on Prometheus {pname} "
+                f"(kube-prometheus-stack: prometheus.prometheusSpec.{ns_field})")
+    if not selects(ns_sel, ns_labels):
+        missing = _unmet(ns_sel, ns_labels)
+        return (f"Prometheus {pname} reads {kind}s in namespaces with {_selector_text_of(ns_sel)}; namespace {ons} lacks {', '.join(missing)}",
+                f"label namespace {ons} {', '.join(missing)} (kubectl label namespace {ons} {' '.join(m for m in missing if '=' in m) or '...'}), "
+                f"or widen spec.{ns_field} of Prometheus {pname}")
+    return None
+
+
+def check_prometheus_selects(facts: Facts) -> list[Check]:
+    """Does a Prometheus Operator `Prometheus` select the overlay's PodMonitor and PrometheusRule?"""
+    t = facts.target
+    wanted = [(kind, obj) for kind in MONITOR_SELECTORS for obj in t.of_kind(kind)]
+    if not wanted:
+        return []
+    try:
+        doc = facts.served("monitoring.coreos.com/v1")
+        if not doc or not any(r.get("kind") == "Prometheus" for r in doc.get("resources") or []):
+            return []  # no Prometheus Operator `Prometheus` kind: another agent may read the monitors; prometheus-url checks the address
+        proms = facts._once("prometheuses", lambda: facts.cluster.list("/apis/monitoring.coreos.com/v1/prometheuses"))
+    except ClusterApiError as err:
+        return [_forbidden(MONITOR_SELECTORS[k][0], "", err, "Prometheus objects") for k in dict(wanted)]
+    # The Prometheus KEDA reads: those in the namespace of the ScaledObject's Service address, if any.
+    read_ns = {ref[0] for trig in t.prometheus_triggers() if (ref := service_of(trig.server_address, t.namespace))}
+    relevant = [p for p in proms if p["metadata"].get("namespace") in read_ns] or proms
+    out = []
+    for kind, obj in wanted:
+        check_id = MONITOR_SELECTORS[kind][0]
+        meta = obj.get("metadata") or {}
+        obj = {**obj, "metadata": {**meta, "namespace": meta.get("namespace") or t.namespace}}
+        oname = f"{obj['metadata']['namespace']}/{meta.get('name')}"
+        title = f"a Prometheus selects the overlay's {kind} (labels and namespace)"
+        impact = ("nothing scrapes vLLM's /metrics: KEDA's query returns nothing and the ScaledObject holds its fallback"
+                  if kind == "PodMonitor" else "the overlay's alerts are never evaluated")
+        if not proms:
+            out.append(Check(check_id, WARN, f"no Prometheus object (monitoring.coreos.com/v1) in any namespace: {impact}",
+                             "install Prometheus with the Prometheus Operator (e.g. the kube-prometheus-stack Helm chart), "
+                             "or regenerate the overlay with --no-monitoring", title))
+            continue
+        try:
+            ns_labels, ns_exists = _namespace_labels(facts, obj["metadata"]["namespace"])
+        except ClusterApiError as err:
+            out.append(_forbidden(check_id, title, err, f"namespace {obj['metadata']['namespace']}"))
+            continue
+        misses = [(p, _why_not_selected(p, obj, ns_labels, kind)) for p in relevant]
+        hits = [p for p, why in misses if why is None]
+        if hits:
+            out.append(Check(check_id, OK, f"{kind} {oname} is selected by Prometheus "
+                             + ", ".join(f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in hits),
+                             None, title))
+            continue
+        _, (saw, fix) = misses[0]
+        out.append(Check(check_id, FAIL if kind == "PodMonitor" else WARN, f"{saw}: {impact}", fix, title,
+                         {"prometheus": [f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in relevant],
+                          "namespace_exists": ns_exists}))
     return out
 
 
@@ -842,7 +1117,7 @@ def check_scheduling(facts: Facts) -> list[Check]:
 
 CHECKS: list[Callable[..., list[Check]]] = [
     check_server_version, check_crds, check_keda, check_storage, check_runtime_class,
-    check_device_plugin, check_hf_token, check_prometheus, check_scheduling,
+    check_device_plugin, check_hf_token, check_api_key, check_prometheus, check_prometheus_selects, check_network_policy, check_scheduling,
 ]
 
 

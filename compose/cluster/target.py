@@ -21,6 +21,7 @@ CLOUD_ANNOTATION = "vllm-compose.io/cloud"
 CAPACITY_ANNOTATION = "vllm-compose.io/capacity"
 DOWNLOAD_CONTAINER = "download-weights"
 TOKEN_ENV = "HF_TOKEN"
+API_KEY_ENV = "VLLM_API_KEY"  # `--api-key-secret NAME` (compose/generate/patches.py, patch_api_key)
 
 # API groups every conformant cluster serves; any other group comes from a CRD
 # or an aggregated API and is checked by doctor.
@@ -106,12 +107,35 @@ class Target:
 
     def token_ref(self) -> TokenRef | None:
         """The Secret key the download reads as HF_TOKEN."""
+        return self._secret_env(TOKEN_ENV)
+
+    def api_key_ref(self) -> TokenRef | None:
+        """The Secret key vLLM reads as VLLM_API_KEY (`--api-key-secret`), None without one."""
+        return self._secret_env(API_KEY_ENV)
+
+    def _secret_env(self, name: str) -> TokenRef | None:
         for c in self.containers():
             for env in c.get("env") or []:
                 ref = (env.get("valueFrom") or {}).get("secretKeyRef")
-                if env.get("name") == TOKEN_ENV and ref:
+                if env.get("name") == name and ref:
                     return TokenRef(ref.get("name", ""), ref.get("key", ""), bool(ref.get("optional")))
         return None
+
+    def of_kind(self, kind: str) -> list[dict]:
+        """The rendered objects of one kind (PodMonitor, PrometheusRule, NetworkPolicy, ...)."""
+        return [d for d in self.docs if d.get("kind") == kind]
+
+    def namespace_labels(self) -> dict[str, str]:
+        """The labels the overlay's own Namespace object carries ({} when it renders none)."""
+        for d in self.of_kind("Namespace"):
+            if (d.get("metadata") or {}).get("name") == self.namespace:
+                return dict((d.get("metadata") or {}).get("labels") or {})
+        return {}
+
+    def fallback_behaviors(self) -> list[str]:
+        """fallback.behavior of every ScaledObject that sets one."""
+        return [b for so in self.scaled_objects
+                if (b := (((so.get("spec") or {}).get("fallback") or {}).get("behavior")))]
 
     def prometheus_triggers(self) -> list[PrometheusTrigger]:
         out = []
@@ -188,4 +212,4 @@ def _env_value(dep: dict, name: str) -> Any:
     return None
 
 
-__all__ = ["Target", "TokenRef", "PrometheusTrigger", "load", "from_directory", "from_docs", "resolve", "group_version"]
+__all__ = ["Target", "TokenRef", "API_KEY_ENV", "PrometheusTrigger", "load", "from_directory", "from_docs", "resolve", "group_version"]

@@ -84,9 +84,11 @@ def doctor(
 ) -> None:
     """Check a live cluster against an overlay before `kubectl apply -k`: read-only.
 
-    Server version, CRDs, KEDA, StorageClass, RuntimeClass, device plugin, the
-    hf-token Secret, the Prometheus Service, and a scheduling pre-flight on the
-    real nodes (and Karpenter NodePools). Exit 0 when nothing fails, 1 on a
+    Server version, CRDs, KEDA (and its release), StorageClass, RuntimeClass,
+    device plugin, the hf-token and API-key Secrets, the Prometheus Service and
+    whether a Prometheus selects the PodMonitor and PrometheusRule, the
+    NetworkPolicy's namespaces, and a scheduling pre-flight on the real nodes
+    (and Karpenter NodePools). Exit 0 when nothing fails, 1 on a
     failed check, 2 on bad input or an unreachable cluster.
 
     \b
