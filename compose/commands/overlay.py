@@ -88,7 +88,7 @@ def new_model(
     prompt_tokens: Optional[int] = typer.Option(
         None, "--prompt-tokens", min=1, max=_MAX_TOKENS, help="Request profile: prompt length (1 to 16777216)."),
     output_tokens: Optional[int] = typer.Option(
-        None, "--output-tokens", min=1, max=_MAX_TOKENS, help="Request profile: max output tokens (1 to 16777216)."),
+        None, "--output-tokens", min=1, max=_MAX_TOKENS, help="Request profile: max output tokens, enforced by vLLM per request (--override-generation-config max_new_tokens; 1 to 16777216)."),
     name: Optional[str] = typer.Option(None, "--name", help="Short name (default: the model slug)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
     replicas: Optional[str] = typer.Option(

@@ -50,7 +50,7 @@ def plan_cmd(
     prompt_tokens: Optional[int] = typer.Option(
         None, "--prompt-tokens", min=1, max=1 << 24, help="Request profile: prompt length (default 1024, at most 16777216)."),
     output_tokens: Optional[int] = typer.Option(
-        None, "--output-tokens", min=1, max=1 << 24, help="Request profile: max output tokens (default 256, at most 16777216)."),
+        None, "--output-tokens", min=1, max=1 << 24, help="Request profile: max output tokens, enforced by vLLM (--override-generation-config max_new_tokens; default 256, at most 16777216)."),
     target_rps: Optional[float] = typer.Option(
         None, "--target-rps", min=0.0, max=100_000.0, help="Requests per second to size replicas for (up to 100000)."),
     spot_notice_seconds: Optional[int] = typer.Option(

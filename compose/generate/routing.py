@@ -197,6 +197,16 @@ def scope_instance(opts: Options, overlay: str) -> str | None:
 # --------------------------------------------------------------------------- timeouts
 
 
+def longest_request_seconds(max_output_tokens: int, decode_tps: float) -> float:
+    """A full answer waiting behind one running batch, its prefill, and its own generation."""
+    return 2 * max_output_tokens / decode_tps + PREFILL_ALLOWANCE_SECONDS
+
+
+# The route records the planner's decode speed, so `compose check` can recompute the
+# longest request from the rendered vLLM args (rule route-timeout).
+DECODE_SPEED_ANNOTATION = "vllm-compose.io/decode-tokens-per-second-estimate"
+
+
 @dataclass(frozen=True)
 class RouteTimeout:
     seconds: int
@@ -209,30 +219,39 @@ class RouteTimeout:
 
 
 def route_timeout(plan: dict) -> RouteTimeout:
-    """The route's request timeout: never shorter than the longest request the plan allows.
+    """The route's request timeout: never shorter than the longest answer vLLM will give.
 
-    The planner's `--output-tokens` is the most a request may ask for (its drain is sized
-    for one such answer), generated at `decode_tokens_per_second`, the per-sequence speed
-    with `max_num_seqs` running. The longest request admitted behind a full queue
-    (`--max-num-queued-reqs` = one more batch) first waits for the running batch, about
-    one generation, then needs its prefill and its own generation:
+    The longest answer is one the server enforces, not one we hope for: every overlay runs
+    vLLM with `--override-generation-config={"max_new_tokens": N}`, N = the planner's
+    `--output-tokens` (compose.generate.patches.output_cap; vLLM 0.33.0 caps every request's
+    max_tokens at it: entrypoints/serve/utils/api_utils.py get_max_tokens()). Without that
+    cap vLLM answers up to max-model-len minus the prompt, and a long answer would hit the
+    gateway's 504 mid-stream. N tokens are generated at `decode_tokens_per_second`, the
+    per-sequence speed with `max_num_seqs` running. The longest request admitted behind a
+    full queue (`--max-num-queued-reqs` = one more batch) first waits for the running batch,
+    about one generation, then needs its prefill and its own generation:
 
-        longest = output_tokens / decode_tps (queue) + 1 s (prefill) + output_tokens / decode_tps
+        longest = N / decode_tps (queue) + 1 s (prefill) + N / decode_tps
         timeout = max(300 s, ceil(1.5 x longest), in whole minutes)
 
-    300 s is the Inference Extension's and llm-d's route default; 1.5 is the planner's drain margin.
+    300 s is the Inference Extension's and llm-d's route default; 1.5 is the planner's drain
+    margin. `compose check` (rule route-timeout, compose/verify/routingpolicy.py) recomputes
+    `longest` from the rendered args and the route's decode-speed annotation.
     """
-    output_tokens = int((plan.get("request") or {}).get("output_tokens") or 0)
+    from compose.generate.patches import output_cap
+
+    output_tokens = output_cap(plan)
     decode_tps = float(plan.get("decode_tokens_per_second") or 0)
     if output_tokens <= 0 or decode_tps <= 0:
         raise InvalidInput("the plan lacks request.output_tokens or decode_tokens_per_second; "
                            "re-plan the overlay (compose regen) before routing to it")
+    longest = longest_request_seconds(output_tokens, decode_tps)
     generation = output_tokens / decode_tps
-    longest = 2 * generation + PREFILL_ALLOWANCE_SECONDS
     seconds = max(ROUTE_TIMEOUT_FLOOR_SECONDS, int(math.ceil(ROUTE_TIMEOUT_MARGIN * longest / 60.0)) * 60)
     explanation = (
         f"longest request {longest:.0f} s = queue {generation:.0f} s + prefill {PREFILL_ALLOWANCE_SECONDS:g} s + "
-        f"{output_tokens} output tokens / {decode_tps:g} tokens/s; timeout = max({ROUTE_TIMEOUT_FLOOR_SECONDS} s, "
+        f"{output_tokens} output tokens / {decode_tps:g} tokens/s, where {output_tokens} is the cap vLLM enforces "
+        f"(--override-generation-config max_new_tokens = --output-tokens); timeout = max({ROUTE_TIMEOUT_FLOOR_SECONDS} s, "
         f"{ROUTE_TIMEOUT_MARGIN:g} x longest in whole minutes)"
     )
     return RouteTimeout(seconds, longest, explanation)
@@ -348,10 +367,13 @@ def virtualservice_spec(opts: Options, plan: dict, overlay: str) -> dict:
 
 def patch_route(opts: Options, plan: dict, overlay: str) -> dict:
     """patch-route.yaml: the route object's spec (the component holds the object)."""
+    def meta() -> dict:
+        return {"name": "vllm", "annotations": {DECODE_SPEED_ANNOTATION: f"{float(plan['decode_tokens_per_second']):g}"}}
+
     if opts.mesh == "istio" and router(opts) == "service":
-        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "vllm"},
+        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": meta(),
                 "spec": virtualservice_spec(opts, plan, overlay)}
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "vllm"},
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta(),
             "spec": httproute_spec(opts, plan, overlay)}
 
 
@@ -469,7 +491,7 @@ PATCH_WHY = {
 
 
 __all__ = [
-    "Backend", "RouteTimeout", "backends", "canary_name", "check_options", "components", "epp_args",
+    "Backend", "DECODE_SPEED_ANNOTATION", "RouteTimeout", "backends", "canary_name", "check_options", "components", "epp_args",
     "httproute_spec", "parse_gateway", "patch_canary", "patch_endpoint_picker", "patch_route",
-    "patch_shared_storage", "route_timeout", "router", "scope_instance", "virtualservice_spec",
+    "longest_request_seconds", "patch_shared_storage", "route_timeout", "router", "scope_instance", "virtualservice_spec",
 ]

@@ -1447,7 +1447,9 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "startup_probe_failure_threshold": f"ceil({start.budget} / {start.period}): period x threshold >= startup budget",
         "progress_deadline_seconds": (f"startup budget + {STARTUP_MARGIN} x download estimate, "
                                       f"at least {PROGRESS_DEADLINE_FLOOR_SECONDS} s (production-stack)"),
-        "drain_seconds_estimate": f"--output-tokens {req.output_tokens} / {p.decode_tokens_per_second} tokens/s (estimate)",
+        "drain_seconds_estimate": (f"--output-tokens {req.output_tokens} / {p.decode_tokens_per_second} tokens/s (estimate); "
+                                   f"vLLM enforces the {req.output_tokens}-token cap (--override-generation-config "
+                                   "max_new_tokens), which also sizes the route timeout"),
         "prestop_seconds": "preStop sleep so load balancers stop routing first (KServe, llm-d: 15 s)",
         "shutdown_timeout_seconds": drain.note or (
             f"max({SHUTDOWN_TIMEOUT_FLOOR_SECONDS} s llm-d default, {DRAIN_MARGIN} x {drain.drain} s drain)"
