@@ -29,20 +29,20 @@ def _gi(value: float | int) -> str:
 
 
 def output_cap(plan: dict) -> int:
-    """The most output tokens vLLM will generate for one request: the planner's `--output-tokens`.
+    """The answer cap the user asked for (`--max-output-tokens`), or 0: not capped.
 
-    vLLM enforces it server-wide with `--override-generation-config '{"max_new_tokens": N}'`
+    Set, vLLM enforces it server-wide with `--override-generation-config '{"max_new_tokens": N}'`
     (vLLM 0.33.0: config/model.py documents `max_new_tokens` as "a server-wide limit on the
     number of output tokens for all requests"; with `--generation-config auto` (the default)
     entrypoints/openai/*/serving.py read it as `override_max_tokens`, and
     entrypoints/serve/utils/api_utils.py `get_max_tokens()` answers min(max-model-len - prompt,
-    the request's max_tokens or this default, override_max_tokens)). So an answer stops with
-    finish_reason "length" at N tokens instead of running until the gateway's 504 or the
-    drain's SIGKILL: the route timeout (compose.generate.routing.route_timeout) and the drain
-    (--shutdown-timeout) are both sized for N tokens, and now nothing runs longer.
-    Always on, not only behind a route: the drain rests on the same limit.
+    the request's max_tokens or this default, override_max_tokens)), so an answer stops with
+    finish_reason "length" at N tokens and the route timeout is sized for N.
+    Unset (the default), answers run to max-model-len - prompt and the route timeout is sized
+    for max-model-len - 1 tokens (compose.generate.routing.route_timeout). `--output-tokens`
+    is the typical request profile (capacity planning, the drain), never a cap.
     """
-    return int((plan.get("request") or {}).get("output_tokens") or 0)
+    return int((plan.get("request") or {}).get("max_output_tokens") or 0)
 
 
 def output_cap_arg(cap: int) -> str:
@@ -70,7 +70,7 @@ def patch_model_args(plan: dict) -> dict:
         args.insert(-3, f"--kv-cache-dtype={plan['kv_cache_dtype']}")
     if plan.get("enable_expert_parallel"):  # the planner chose to deal MoE experts out over the GPUs
         args.insert(5, "--enable-expert-parallel")
-    if output_cap(plan) > 0:  # the answer-length cap the route timeout and the drain are sized for
+    if output_cap(plan) > 0:  # --max-output-tokens: the answer cap the route timeout is sized for
         args.insert(args.index(f"--shutdown-timeout={plan['shutdown_timeout_seconds']}"), output_cap_arg(output_cap(plan)))
     env = [
         {"name": "HF_MODEL_ID", "value": plan["hf_repo"]},

@@ -46,6 +46,7 @@ SETTABLE: dict[str, type] = {
     "kv_cache_dtype": str,
     "prompt_tokens": int,
     "output_tokens": int,
+    "max_output_tokens": int,
 }
 # What `promote` folds from the canary's inputs into the stable overlay's. image_digest
 # goes with image: a stable overlay pinned by --image-digest would otherwise keep its old

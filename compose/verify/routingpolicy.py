@@ -178,7 +178,7 @@ def _route_timeouts(b: Build) -> None:
                 b.add(route, field, f"timeout {value} is shorter than the longest answer the vLLM args allow: "
                       f"{longest:.0f} s = 2 x {cap} tokens ({why}) / {tps:g} tokens/s + {PREFILL_ALLOWANCE_SECONDS:g} s "
                       "prefill; the gateway cuts such answers off mid-stream (504)",
-                      f"regenerate the overlay (compose regen) so the timeout follows --output-tokens, or set it to "
+                      f"regenerate the overlay (compose regen) so the timeout follows --max-output-tokens or max-model-len, or set it to "
                       f"at least {int(longest) + 1}s")
 
 
