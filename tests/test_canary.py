@@ -406,3 +406,67 @@ def test_two_models_and_a_canary_behind_one_gateway_with_three_commands(tmp_path
     assert run("canary", "promote", STABLE, repo=root).exit_code == 0
     assert sorted(p.name for p in (root / "overlays").iterdir()) == [OTHER, STABLE]
     assert check_all(root, crds) == []
+
+
+# --------------------------------------------------------------------------- the README's flow
+
+
+def _readme_commands(after_heading: str, nth_block: int = 0) -> list[list[str]]:
+    """The `compose ...` commands of the nth ```sh block under a README heading (continuation
+    lines joined, comments dropped), so these tests break when the README drifts."""
+    import re
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index(after_heading):]
+    block = re.findall(r"```sh\n(.*?)```", section, re.S)[nth_block]
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("compose "):
+            commands.append(shlex.split(line)[1:])
+    return commands
+
+
+README_FLOW = "## One endpoint for every model, and canaries"
+
+
+def test_the_readme_canary_flow_runs_as_written(tmp_path, crds):
+    """README.md's commands, exactly: two models, a canary, set-weight, promote, each exit 0."""
+    commands = _readme_commands(README_FLOW)
+    verbs = [c[:2] if c[0] == "canary" else c[:1] for c in commands]
+    assert verbs == [["new-model"], ["new-model"], ["canary", "start"], ["canary", "set-weight"],
+                     ["canary", "promote"]], commands
+    root = routed_repo(tmp_path, gitops_output=False)
+    for flavour in gitops.FLAVOURS:
+        assert run("gitops", flavour, repo=root).exit_code == 0
+    for argv in commands:
+        res = run(*argv, repo=root)
+        assert res.exit_code == 0, (argv, res.output)
+        if argv[:2] == ["canary", "set-weight"]:
+            n = int(argv[3])
+            assert weights(root)[0] == [(f"{STABLE}-vllm", 100 - n), (f"{CANARY}-vllm", n)]
+    assert sorted(p.name for p in (root / "overlays").iterdir()) == [OTHER, STABLE]
+    start_argv = commands[2]
+    key, _, value = start_argv[start_argv.index("--set") + 1].partition("=")
+    assert overlay.load_plan_file(root / "overlays" / STABLE)["inputs"][key] == value  # promoted
+    assert check_all(root, crds) == []
+
+
+def test_an_image_of_a_release_without_a_flag_list_is_one_line_exit_2(repo):
+    """`canary start --image` of a vLLM release compose has no flag list for fails before
+    planning with one line naming the way out, and writes nothing (also the README's 0.34.0)."""
+    from composer_helpers import cli
+
+    readme_start = [c for c in _readme_commands(README_FLOW, 1) if c[:2] == ["canary", "start"]]
+    assert readme_start and "0.34.0" in readme_start[0]
+    before = tree(repo)
+    for argv in (["canary", "start", STABLE, "--image", "vllm/vllm-openai:v0.33.1", "--weight", "10"],
+                 ["canary", "start", STABLE, "--image", "v0.33.1", "--weight", "10"],
+                 readme_start[0]):
+        res = cli(*argv, repo=repo)
+        assert res.exit_code == EXIT_INVALID, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: no flag list for vLLM 0."), res.output
+        assert "tools/extract_vllm_flags.py" in lines[0] and "--vllm-version 0.33.0" in lines[0]
+        assert tree(repo) == before

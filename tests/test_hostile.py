@@ -219,6 +219,30 @@ def test_hostile_options_are_one_line(repo, args, needle):
     assert snapshot(repo) == before
 
 
+@pytest.mark.parametrize("value", ["0", "8193", "1e9", "x", "-5", str(1 << 25)])
+@pytest.mark.parametrize("command", ["new-model", "plan"])
+def test_an_out_of_range_max_output_tokens_is_one_line(repo, command, value):
+    """--max-output-tokens is 1 to --max-model-len (8192 here): anything else, one line, exit 2, nothing written."""
+    args = (command, "llama-3.1-8b", "--gpu", "l4", "--max-model-len", "8192", "--max-output-tokens", value)
+    before = snapshot(repo)
+    line = one_line_error(cli(*args, repo=None if command == "plan" else repo))
+    assert "--max-output-tokens" in line, line
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("value, needle", [
+    ("0", "inputs.max_output_tokens"), ("1.0e+9", "inputs.max_output_tokens"), ("x", "inputs.max_output_tokens"),
+    ("40000", "--max-output-tokens 40000 exceeds --max-model-len 32768"),
+])
+def test_a_bad_max_output_tokens_in_compose_plan_yaml_is_one_line(repo, value, needle):
+    plan = repo / "overlays" / "dev-8b" / "compose-plan.yaml"
+    plan.write_text(plan.read_text().replace("  spot: false\n", f"  spot: false\n  max_output_tokens: {value}\n"))
+    before = snapshot(repo)
+    line = one_line_error(cli("regen", "dev-8b", repo=repo))
+    assert needle in line, line
+    assert snapshot(repo) == before
+
+
 @pytest.mark.parametrize("mutate, needle", [
     (lambda t: t.replace("  spot: false\n", "  spot: false\n  replicas: 5\n"), "inputs.replicas must be a string"),
     (lambda t: t[: t.index("inputs:")] + "inputs: []\n" + t[t.index("overlay:"):], "inputs must be a mapping"),

@@ -61,6 +61,8 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "rwo-cache-on-gke": ("rwo-cache-only-on-k3s", "spec.accessModes", ("ReadWriteOnce on gke", "Multi-Attach")),
     "service-selects-nothing": ("service-selects-pods", "spec.selector", ("matches no pod",)),
     "route-backend-without-port": ("route-backends", "backendRefs[vllm]", ("Service backend without a port",)),
+    "route-timeout-below-answer": ("route-timeout", "timeouts", ("timeout 300s is shorter", "16383 s",
+                                                                         "--max-model-len 8192 - 1")),
     "pool-wrong-target-port": ("inference-pool", "spec.targetPorts", ("target port 9000",)),
     # Security (compose/verify/security.py): Pod Security baseline ...
     "privileged-container": ("privileged", "containers[vllm].securityContext", ("privileged: true",)),

@@ -66,8 +66,8 @@ def test_service_route_matches_the_model_header_and_the_path(repo):
     for rule in (header, path):
         assert rule["backendRefs"] == [{"group": "", "kind": "Service", "name": service["metadata"]["name"],
                                         "port": 8000}]
-        assert rule["timeouts"] == {"request": f"{routing.route_timeout(plan).seconds}s",
-                                    "backendRequest": f"{routing.route_timeout(plan).seconds}s"}
+        assert rule["timeouts"] == {"request": routing.route_timeout(plan).duration,
+                                    "backendRequest": routing.route_timeout(plan).duration}
     # The route's port is the Service's `http` port, which targets vLLM's --port.
     assert [p["port"] for p in service["spec"]["ports"] if p["name"] == "http"] == [routing.VLLM_PORT]
     vllm = container(one(docs, "Deployment", "dev-qwen2-5-7b-vllm"), "vllm")
@@ -105,28 +105,75 @@ def test_every_routing_object_validates_against_the_pinned_crds(repo, crds):
 
 
 def test_route_timeout_covers_the_longest_request_the_plan_allows():
-    # 4096 tokens at 10 tokens/s: 409.6 s of queue + 1 s prefill + 409.6 s generation = 820.2 s;
+    # A 4096-token cap at 10 tokens/s: 409.6 s of queue + 1 s prefill + 409.6 s generation = 820.2 s;
     # x 1.5 = 1230.3 s, in whole minutes 1260 s.
-    t = routing.route_timeout({"request": {"output_tokens": 4096}, "decode_tokens_per_second": 10.0})
+    t = routing.route_timeout({"request": {"max_output_tokens": 4096}, "max_model_len": 32768,
+                               "decode_tokens_per_second": 10.0})
     assert t.seconds == 1260 and t.duration == "1260s"
     assert t.longest_request_seconds == pytest.approx(820.2)
     assert t.seconds >= t.longest_request_seconds
-    # A short answer keeps the Inference Extension's 300 s default.
-    assert routing.route_timeout({"request": {"output_tokens": 256}, "decode_tokens_per_second": 35.4}).seconds == 300
-    with pytest.raises(InvalidInput, match="output_tokens"):
+    assert "--max-output-tokens" in t.explanation
+    # A short cap keeps the Inference Extension's 300 s default.
+    assert routing.route_timeout({"request": {"max_output_tokens": 256}, "max_model_len": 8192,
+                                  "decode_tokens_per_second": 35.4}).seconds == 300
+    # No cap: the longest answer vLLM allows, max_model_len - 1 tokens; --output-tokens plays no part.
+    t = routing.route_timeout({"request": {"output_tokens": 256}, "max_model_len": 4097, "decode_tokens_per_second": 10.0})
+    assert t.longest_request_seconds == pytest.approx(2 * 4096 / 10 + 1)
+    assert "not capped" in t.explanation and "max_model_len 4097 - 1" in t.explanation
+    with pytest.raises(InvalidInput, match="max_model_len"):
         routing.route_timeout({"request": {}, "decode_tokens_per_second": 10.0})
 
 
-def test_longer_answers_lengthen_the_route_timeout():
-    opts = overlay.Options(**QWEN, gateway=GATEWAY, output_tokens=8192, max_model_len=16384)
-    gen = overlay.generate(opts)
+def test_long_route_timeouts_render_as_valid_gateway_and_istio_durations():
+    import re
+
+    pattern = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")  # Gateway API v1.6.1 HTTPRoute timeouts
+    # 131071 tokens at 2 tokens/s: 131072 s longest, x 1.5 in whole minutes = 196620 s (54h37m).
+    t = routing.route_timeout({"request": {}, "max_model_len": 131072, "decode_tokens_per_second": 2.0})
+    assert t.seconds == 196620 and t.duration == "54h37m" and pattern.match(t.duration)
+    assert t.istio_duration == "196620s"  # protobuf JSON Duration: seconds with an "s" suffix
+    from compose.verify.routingpolicy import seconds
+    assert seconds(t.duration) == t.seconds
+    for n in (300, 99999, 100000, 100020, 360000, 3600 * 99999):
+        d = routing.gateway_duration(n)
+        assert pattern.match(d) and seconds(d) == n, d
+
+
+def test_a_default_overlay_caps_no_answer_and_its_route_outlasts_max_model_len():
+    gen = overlay.generate(overlay.Options(**QWEN, gateway=GATEWAY, max_model_len=16384))
+    (dep,) = [d for d in yaml.safe_load_all(gen.files["patch-model-args.yaml"]) if d]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--override-generation-config") for a in args)
     (route,) = yaml.safe_load_all(gen.files["patch-route.yaml"])
     t = routing.route_timeout(gen.plan)
-    assert t.seconds > routing.ROUTE_TIMEOUT_FLOOR_SECONDS
-    longest = 2 * 8192 / gen.plan["decode_tokens_per_second"] + 1
-    assert t.seconds >= longest
-    assert {r["timeouts"]["request"] for r in route["spec"]["rules"]} == {f"{t.seconds}s"}
-    assert "longest request" in gen.files["README.md"] and f"{t.seconds}s" in gen.files["README.md"]
+    longest = (16384 - 1) / gen.plan["decode_tokens_per_second"]
+    assert t.seconds >= 2 * longest + 1 and t.seconds >= longest
+    assert {r["timeouts"]["request"] for r in route["spec"]["rules"]} == {t.duration}
+    assert gen.plan["max_output_tokens"] == 16383
+    assert "not capped" in gen.plan["explanations"]["max_output_tokens"]
+    assert "not capped" in gen.files["README.md"]
+
+
+def test_max_output_tokens_caps_answers_and_shortens_the_route_timeout():
+    default = overlay.generate(overlay.Options(**QWEN, gateway=GATEWAY, max_model_len=16384))
+    gen = overlay.generate(overlay.Options(**QWEN, gateway=GATEWAY, max_model_len=16384, max_output_tokens=2048))
+    (dep,) = [d for d in yaml.safe_load_all(gen.files["patch-model-args.yaml"]) if d]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert '--override-generation-config={"max_new_tokens":2048}' in args
+    t, t0 = routing.route_timeout(gen.plan), routing.route_timeout(default.plan)
+    assert t.seconds < t0.seconds
+    assert t.seconds >= 2 * 2048 / gen.plan["decode_tokens_per_second"] + 1
+    (route,) = yaml.safe_load_all(gen.files["patch-route.yaml"])
+    assert {r["timeouts"]["request"] for r in route["spec"]["rules"]} == {t.duration}
+    assert gen.plan["request"]["max_output_tokens"] == 2048 and gen.plan["max_output_tokens"] == 2048
+    assert "max_new_tokens 2048" in gen.plan["explanations"]["max_output_tokens"]
+    assert "max_output_tokens: 2048" in gen.files["compose-plan.yaml"]
+    assert "--max-output-tokens 2048" in overlay.command_line(gen.options)
+
+
+def test_output_tokens_is_a_profile_not_a_cap():
+    gen = overlay.generate(overlay.Options(**QWEN, gateway=GATEWAY, output_tokens=8192, max_model_len=16384))
+    assert "--override-generation-config" not in gen.files["patch-model-args.yaml"]
 
 
 # --------------------------------------------------------------------------- the inference pool
@@ -278,7 +325,7 @@ def test_policy_catches_what_the_crds_cel_rules_would_and_more(repo):
     assert _problems(svc_docs) == [] and _problems(pool_docs) == [] and _problems(mesh_docs) == []
 
     def long_backend(r):
-        r["spec"]["rules"][0]["timeouts"]["backendRequest"] = "10m"
+        r["spec"]["rules"][0]["timeouts"]["backendRequest"] = "99999h"  # longer than any request timeout
 
     assert any("backendRequest" in p for p in _problems(_mutated(svc_docs, "HTTPRoute", long_backend)))
 

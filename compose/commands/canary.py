@@ -65,7 +65,7 @@ def start(
         None, "--revision", help="Another Hub commit SHA (40 hex) of the same model's weights."),
     set_: Optional[List[str]] = typer.Option(
         None, "--set", help="KEY=VALUE of another input (gpu, spot, max_model_len, tensor_parallel_size, "
-        "gpu_memory_utilization, kv_cache_dtype, prompt_tokens, output_tokens); repeatable, at most 16; each "
+        "gpu_memory_utilization, kv_cache_dtype, prompt_tokens, output_tokens, max_output_tokens); repeatable, at most 16; each "
         "value within the bounds `compose new-model --help` states."
     ),
     replicas: int = typer.Option(1, "--replicas", min=1, max=4, help="The canary's fixed replica count (1 to 4)."),

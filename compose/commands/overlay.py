@@ -88,7 +88,11 @@ def new_model(
     prompt_tokens: Optional[int] = typer.Option(
         None, "--prompt-tokens", min=1, max=_MAX_TOKENS, help="Request profile: prompt length (1 to 16777216)."),
     output_tokens: Optional[int] = typer.Option(
-        None, "--output-tokens", min=1, max=_MAX_TOKENS, help="Request profile: max output tokens (1 to 16777216)."),
+        None, "--output-tokens", min=1, max=_MAX_TOKENS, help="Request profile: typical output tokens, for capacity planning and the drain; not a limit (1 to 16777216)."),
+    max_output_tokens: Optional[int] = typer.Option(
+        None, "--max-output-tokens", min=1, max=_MAX_TOKENS,
+        help="Cap every answer at N output tokens (vLLM --override-generation-config max_new_tokens); "
+        "1 to --max-model-len; the route timeout is sized for N. Default: not capped (up to max-model-len - prompt)."),
     name: Optional[str] = typer.Option(None, "--name", help="Short name (default: the model slug)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: the overlay name)."),
     replicas: Optional[str] = typer.Option(
@@ -185,6 +189,7 @@ def new_model(
         target_rps=target_rps,
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
+        max_output_tokens=max_output_tokens,
         replicas=replicas,
         single_replica_reason=single_replica_reason,
         gpus_per_node=gpus_per_node,

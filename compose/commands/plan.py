@@ -50,7 +50,10 @@ def plan_cmd(
     prompt_tokens: Optional[int] = typer.Option(
         None, "--prompt-tokens", min=1, max=1 << 24, help="Request profile: prompt length (default 1024, at most 16777216)."),
     output_tokens: Optional[int] = typer.Option(
-        None, "--output-tokens", min=1, max=1 << 24, help="Request profile: max output tokens (default 256, at most 16777216)."),
+        None, "--output-tokens", min=1, max=1 << 24, help="Request profile: typical output tokens (default 256, at most 16777216); not a limit."),
+    max_output_tokens: Optional[int] = typer.Option(
+        None, "--max-output-tokens", min=1, max=1 << 24,
+        help="Cap every answer at N output tokens (vLLM max_new_tokens), 1 to --max-model-len; default: not capped."),
     target_rps: Optional[float] = typer.Option(
         None, "--target-rps", min=0.0, max=100_000.0, help="Requests per second to size replicas for (up to 100000)."),
     spot_notice_seconds: Optional[int] = typer.Option(
@@ -86,6 +89,7 @@ def plan_cmd(
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, kv_cache_dtype=kv_cache_dtype,
         enable_expert_parallel=enable_expert_parallel,
         gpus_per_node=gpus_per_node, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+        max_output_tokens=max_output_tokens,
         target_rps=target_rps, spot_notice_seconds=spot_notice_seconds, vllm_version=vllm_version,
         hf_repo=hf_repo, revision=revision, storage=storage, concurrent_loads=concurrent_loads,
     )

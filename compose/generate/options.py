@@ -57,6 +57,7 @@ class Options:
     target_rps: float | None = None
     prompt_tokens: int | None = None
     output_tokens: int | None = None
+    max_output_tokens: int | None = None  # vLLM's answer cap (max_new_tokens); None: not capped
     replicas: str | None = None  # "MIN:MAX"
     tensor_parallel_size: int | None = None
     gpu_memory_utilization: float | None = None
@@ -175,6 +176,7 @@ def _build_inputs_model():
         target_rps: Optional[float] = Field(None, gt=0, le=planner.MAX_TARGET_RPS, allow_inf_nan=False)
         prompt_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
         output_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)
+        max_output_tokens: Count = Field(None, ge=1, le=planner.MAX_TOKENS)  # and <= max_model_len (planner)
         replicas: Annotated[Optional[str], checked(parse_replicas)] = Field(None, min_length=1, max_length=64)
         tensor_parallel_size: Count = Field(None, ge=1, le=planner.MAX_GPUS_PER_NODE)
         gpu_memory_utilization: Optional[float] = Field(

@@ -160,6 +160,8 @@ def _request(opts: Options, gpu: str):
         kwargs["prompt_tokens"] = opts.prompt_tokens
     if opts.output_tokens is not None:
         kwargs["output_tokens"] = opts.output_tokens
+    if opts.max_output_tokens is not None:
+        kwargs["max_output_tokens"] = opts.max_output_tokens
     return planner.PlanRequest(**kwargs)
 
 
@@ -475,6 +477,7 @@ def command_line(opts: Options) -> str:
         ("--target-rps", opts.target_rps),
         ("--prompt-tokens", opts.prompt_tokens),
         ("--output-tokens", opts.output_tokens),
+        ("--max-output-tokens", opts.max_output_tokens),
         ("--replicas", opts.replicas),
         ("--tensor-parallel-size", opts.tensor_parallel_size),
         ("--gpus-per-node", opts.gpus_per_node),

@@ -28,6 +28,27 @@ def _gi(value: float | int) -> str:
     return f"{int(value)}Gi"
 
 
+def output_cap(plan: dict) -> int:
+    """The answer cap the user asked for (`--max-output-tokens`), or 0: not capped.
+
+    Set, vLLM enforces it server-wide with `--override-generation-config '{"max_new_tokens": N}'`
+    (vLLM 0.33.0: config/model.py documents `max_new_tokens` as "a server-wide limit on the
+    number of output tokens for all requests"; with `--generation-config auto` (the default)
+    entrypoints/openai/*/serving.py read it as `override_max_tokens`, and
+    entrypoints/serve/utils/api_utils.py `get_max_tokens()` answers min(max-model-len - prompt,
+    the request's max_tokens or this default, override_max_tokens)), so an answer stops with
+    finish_reason "length" at N tokens and the route timeout is sized for N.
+    Unset (the default), answers run to max-model-len - prompt and the route timeout is sized
+    for max-model-len - 1 tokens (compose.generate.routing.route_timeout). `--output-tokens`
+    is the typical request profile (capacity planning, the drain), never a cap.
+    """
+    return int((plan.get("request") or {}).get("max_output_tokens") or 0)
+
+
+def output_cap_arg(cap: int) -> str:
+    return f'--override-generation-config={{"max_new_tokens":{int(cap)}}}'
+
+
 def patch_model_args(plan: dict) -> dict:
     """vLLM's command line and the init container's download target."""
     args = [
@@ -49,6 +70,8 @@ def patch_model_args(plan: dict) -> dict:
         args.insert(-3, f"--kv-cache-dtype={plan['kv_cache_dtype']}")
     if plan.get("enable_expert_parallel"):  # the planner chose to deal MoE experts out over the GPUs
         args.insert(5, "--enable-expert-parallel")
+    if output_cap(plan) > 0:  # --max-output-tokens: the answer cap the route timeout is sized for
+        args.insert(args.index(f"--shutdown-timeout={plan['shutdown_timeout_seconds']}"), output_cap_arg(output_cap(plan)))
     env = [
         {"name": "HF_MODEL_ID", "value": plan["hf_repo"]},
         {"name": "HF_REVISION", "value": plan.get("revision") or "main"},

@@ -197,6 +197,31 @@ def scope_instance(opts: Options, overlay: str) -> str | None:
 # --------------------------------------------------------------------------- timeouts
 
 
+def longest_request_seconds(max_output_tokens: int, decode_tps: float) -> float:
+    """A full answer waiting behind one running batch, its prefill, and its own generation."""
+    return 2 * max_output_tokens / decode_tps + PREFILL_ALLOWANCE_SECONDS
+
+
+# The route records the planner's decode speed, so `compose check` can recompute the
+# longest request from the rendered vLLM args (rule route-timeout).
+DECODE_SPEED_ANNOTATION = "vllm-compose.io/decode-tokens-per-second-estimate"
+
+
+# Gateway API v1.6.1 HTTPRoute timeouts: pattern ^([0-9]{1,5}(h|m|s|ms)){1,4}$, so at most
+# 99999 in one unit; longer timeouts are written in hours and minutes.
+GATEWAY_DURATION_MAX_UNIT = 99999
+
+
+def gateway_duration(seconds: int) -> str:
+    """A Gateway API duration for whole seconds: "300s", or "30h15m" past 5 digits of seconds."""
+    seconds = int(seconds)
+    if seconds <= GATEWAY_DURATION_MAX_UNIT:
+        return f"{seconds}s"
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h" + (f"{m}m" if m else "") + (f"{s}s" if s else "")
+
+
 @dataclass(frozen=True)
 class RouteTimeout:
     seconds: int
@@ -205,35 +230,60 @@ class RouteTimeout:
 
     @property
     def duration(self) -> str:
+        """The HTTPRoute's form (Gateway API duration pattern)."""
+        return gateway_duration(self.seconds)
+
+    @property
+    def istio_duration(self) -> str:
+        """The VirtualService's form: protobuf JSON Duration, seconds with an "s" suffix."""
         return f"{self.seconds}s"
 
 
 def route_timeout(plan: dict) -> RouteTimeout:
-    """The route's request timeout: never shorter than the longest request the plan allows.
+    """The route's request timeout: never shorter than the longest answer vLLM will give.
 
-    The planner's `--output-tokens` is the most a request may ask for (its drain is sized
-    for one such answer), generated at `decode_tokens_per_second`, the per-sequence speed
-    with `max_num_seqs` running. The longest request admitted behind a full queue
-    (`--max-num-queued-reqs` = one more batch) first waits for the running batch, about
-    one generation, then needs its prefill and its own generation:
+    With `--max-output-tokens N` every overlay's vLLM runs with
+    `--override-generation-config={"max_new_tokens": N}` (compose.generate.patches.output_cap;
+    vLLM 0.33.0 caps every request's max_tokens at it: entrypoints/serve/utils/api_utils.py
+    get_max_tokens()), and the longest answer is N tokens. Without it (the default) vLLM
+    answers up to max-model-len minus the prompt, so the longest answer is max-model-len - 1
+    tokens (a one-token prompt), as compose check's route-timeout rule assumes. `--output-tokens`
+    is the typical request, not a limit, and plays no part here. The answer is generated at
+    `decode_tokens_per_second`, the per-sequence speed with `max_num_seqs` running. The longest
+    request admitted behind a full queue (`--max-num-queued-reqs` = one more batch) first waits
+    for the running batch, about one generation, then needs its prefill and its own generation:
 
-        longest = output_tokens / decode_tps (queue) + 1 s (prefill) + output_tokens / decode_tps
+        longest = N / decode_tps (queue) + 1 s (prefill) + N / decode_tps
         timeout = max(300 s, ceil(1.5 x longest), in whole minutes)
 
-    300 s is the Inference Extension's and llm-d's route default; 1.5 is the planner's drain margin.
+    300 s is the Inference Extension's and llm-d's route default; 1.5 is the planner's drain
+    margin. `compose check` (rule route-timeout, compose/verify/routingpolicy.py) recomputes
+    `longest` from the rendered args and the route's decode-speed annotation.
     """
-    output_tokens = int((plan.get("request") or {}).get("output_tokens") or 0)
+    from compose.generate.patches import output_cap
+
+    cap = output_cap(plan)
+    max_model_len = int(plan.get("max_model_len") or 0)
     decode_tps = float(plan.get("decode_tokens_per_second") or 0)
+    if cap > 0:
+        output_tokens = cap
+        source = (f"{cap} is the answer cap vLLM enforces (--max-output-tokens: --override-generation-config "
+                  "max_new_tokens)")
+    else:
+        output_tokens = max_model_len - 1
+        source = (f"{output_tokens} = max_model_len {max_model_len} - 1 prompt token: answers are not capped "
+                  "(vLLM's get_max_tokens allows max_model_len - prompt; --max-output-tokens caps them and "
+                  "shortens this timeout)")
     if output_tokens <= 0 or decode_tps <= 0:
-        raise InvalidInput("the plan lacks request.output_tokens or decode_tokens_per_second; "
+        raise InvalidInput("the plan lacks max_model_len or decode_tokens_per_second; "
                            "re-plan the overlay (compose regen) before routing to it")
+    longest = longest_request_seconds(output_tokens, decode_tps)
     generation = output_tokens / decode_tps
-    longest = 2 * generation + PREFILL_ALLOWANCE_SECONDS
     seconds = max(ROUTE_TIMEOUT_FLOOR_SECONDS, int(math.ceil(ROUTE_TIMEOUT_MARGIN * longest / 60.0)) * 60)
     explanation = (
         f"longest request {longest:.0f} s = queue {generation:.0f} s + prefill {PREFILL_ALLOWANCE_SECONDS:g} s + "
-        f"{output_tokens} output tokens / {decode_tps:g} tokens/s; timeout = max({ROUTE_TIMEOUT_FLOOR_SECONDS} s, "
-        f"{ROUTE_TIMEOUT_MARGIN:g} x longest in whole minutes)"
+        f"{output_tokens} output tokens / {decode_tps:g} tokens/s, where {source}; "
+        f"timeout = max({ROUTE_TIMEOUT_FLOOR_SECONDS} s, {ROUTE_TIMEOUT_MARGIN:g} x longest in whole minutes)"
     )
     return RouteTimeout(seconds, longest, explanation)
 
@@ -331,7 +381,7 @@ def virtualservice_spec(opts: Options, plan: dict, overlay: str) -> dict:
     def common() -> dict:  # fresh per rule: no YAML anchors in the written patch
         return {
             "route": copy.deepcopy(route),
-            "timeout": route_timeout(plan).duration,
+            "timeout": route_timeout(plan).istio_duration,
             "retries": {"attempts": ISTIO_RETRY_ATTEMPTS, "retryOn": ISTIO_RETRY_ON},
         }
 
@@ -348,10 +398,13 @@ def virtualservice_spec(opts: Options, plan: dict, overlay: str) -> dict:
 
 def patch_route(opts: Options, plan: dict, overlay: str) -> dict:
     """patch-route.yaml: the route object's spec (the component holds the object)."""
+    def meta() -> dict:
+        return {"name": "vllm", "annotations": {DECODE_SPEED_ANNOTATION: f"{float(plan['decode_tokens_per_second']):g}"}}
+
     if opts.mesh == "istio" and router(opts) == "service":
-        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "vllm"},
+        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": meta(),
                 "spec": virtualservice_spec(opts, plan, overlay)}
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "vllm"},
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta(),
             "spec": httproute_spec(opts, plan, overlay)}
 
 
@@ -435,7 +488,7 @@ def readme_section(opts: Options, plan: dict, overlay: str, namespace: str) -> s
         if len(b) > 1:
             lines.append(f"- weights: `{b[0].name}` {b[0].weight}, `{b[1].name}` {b[1].weight} "
                          f"(`compose canary set-weight {overlay} N`, `promote`, `abort`)")
-        lines.append(f"- timeout {t.duration}: {t.explanation}")
+        lines.append(f"- timeout {t.istio_duration if kind.startswith('VirtualService') else t.duration}: {t.explanation}")
         parts.append("\n".join(lines) + "\n")
     if opts.canary_of is not None:
         stable = opts.canary_of
@@ -469,7 +522,7 @@ PATCH_WHY = {
 
 
 __all__ = [
-    "Backend", "RouteTimeout", "backends", "canary_name", "check_options", "components", "epp_args",
+    "Backend", "DECODE_SPEED_ANNOTATION", "RouteTimeout", "backends", "canary_name", "check_options", "components", "epp_args",
     "httproute_spec", "parse_gateway", "patch_canary", "patch_endpoint_picker", "patch_route",
-    "patch_shared_storage", "route_timeout", "router", "scope_instance", "virtualservice_spec",
+    "gateway_duration", "longest_request_seconds", "patch_shared_storage", "route_timeout", "router", "scope_instance", "virtualservice_spec",
 ]

@@ -214,7 +214,7 @@ PVC_FLOOR_GIB = 10
 # a typo or a hostile value is one line and exit 2, never a hang or a manifest that
 # cannot run. `compose plan --help` and `compose new-model --help` state them.
 MAX_GPUS_PER_NODE = 64  # --gpus-per-node, --tensor-parallel-size
-MAX_TOKENS = 1 << 24  # --max-model-len, --prompt-tokens, --output-tokens, --max-num-batched-tokens
+MAX_TOKENS = 1 << 24  # --max-model-len, --prompt-tokens, --output-tokens, --max-output-tokens, --max-num-batched-tokens
 MAX_NUM_SEQS = 1 << 16  # --max-num-seqs
 MAX_GPU_MEMORY_GIB = 1024.0  # --gpu-memory-gib
 MAX_TARGET_RPS = 100_000.0  # --target-rps
@@ -225,7 +225,9 @@ MIN_GPU_MEMORY_UTILIZATION = 0.05
 
 # Request profile defaults: `vllm bench serve` random dataset input length 1024;
 # 256 output tokens, twice its 128, closer to chat answers. output_tokens is the
-# max_tokens a request may ask for: the drain budget lets one such answer finish.
+# typical request profile (capacity planning: max_num_seqs, KEDA, the drain), not a
+# limit: answers are capped only by max_output_tokens (--max-output-tokens, vLLM's
+# --override-generation-config max_new_tokens); unset, vLLM allows max_model_len - prompt.
 DEFAULT_PROMPT_TOKENS = 1024
 DEFAULT_OUTPUT_TOKENS = 256
 
@@ -245,6 +247,9 @@ class PlanRequest:
     gpus_per_node: int | None = None
     prompt_tokens: int = DEFAULT_PROMPT_TOKENS
     output_tokens: int = DEFAULT_OUTPUT_TOKENS
+    # The most output tokens vLLM generates for one request (--override-generation-config
+    # max_new_tokens), 1 to max_model_len. None: not capped, up to max_model_len - prompt.
+    max_output_tokens: int | None = None
     target_rps: float | None = None
     vllm_version: str = VLLM_VERSION
     spot_notice_seconds: int | None = None
@@ -297,6 +302,7 @@ class Plan:
     profile_terms_gib: dict
     kv_cache_tokens: int
     max_model_len: int
+    max_output_tokens: int  # the longest answer vLLM allows: --max-output-tokens, else max_model_len - 1
     max_concurrency_at_max_model_len: float
     max_num_seqs: int
     max_num_batched_tokens: int
@@ -377,6 +383,8 @@ def _validate(req: PlanRequest) -> None:
     _bounded("--gpus-per-node", req.gpus_per_node, MAX_GPUS_PER_NODE)
     _bounded("--prompt-tokens", req.prompt_tokens, MAX_TOKENS)
     _bounded("--output-tokens", req.output_tokens, MAX_TOKENS)
+    if req.max_output_tokens is not None:
+        _bounded("--max-output-tokens", req.max_output_tokens, MAX_TOKENS)
     _bounded("--target-rps", req.target_rps, MAX_TARGET_RPS, number=True)
     util = req.gpu_memory_utilization
     if util is not None and (isinstance(util, bool) or not isinstance(util, (int, float)) or not math.isfinite(util)
@@ -566,6 +574,11 @@ def _context(req: PlanRequest) -> _Context:
         raise InvalidInput(
             f"--prompt-tokens + --output-tokens ({req.prompt_tokens + req.output_tokens}) exceed "
             f"--max-model-len {max_model_len}; lower them or raise --max-model-len"
+        )
+    if req.max_output_tokens is not None and req.max_output_tokens > max_model_len:
+        raise InvalidInput(
+            f"--max-output-tokens {req.max_output_tokens} exceeds --max-model-len {max_model_len}; "
+            f"use 1 to {max_model_len} (vLLM never generates more than max_model_len - prompt), or leave it unset"
         )
     engine = engine_for(req.vllm_version)
     kv_fp8 = arch.quantization is not None and arch.quantization.kv_fp8  # "auto" follows the checkpoint
@@ -1328,7 +1341,9 @@ def _build_plan(ctx: _Context, sizing: _Sizing, chosen_by: str) -> Plan:
         kv_bytes_per_token_per_gpu=sizing.kv_bytes_per_token,
         kv_layer_groups=sizing.layout.describe(ctx.max_model_len), profile_terms_gib=sizing.terms.as_dict(),
         kv_cache_tokens=sizing.kv_tokens,
-        max_model_len=ctx.max_model_len, max_concurrency_at_max_model_len=round(sizing.max_concurrency, 2),
+        max_model_len=ctx.max_model_len,
+        max_output_tokens=ctx.req.max_output_tokens or max(1, ctx.max_model_len - 1),
+        max_concurrency_at_max_model_len=round(sizing.max_concurrency, 2),
         max_num_seqs=seqs, max_num_batched_tokens=sizing.max_num_batched_tokens, fits=sizing.fits,
         reason=_reason(ctx, sizing, chosen_by),
         decode_tokens_per_second=round(speed.decode_tps, 1), replica_throughput_rps=round(speed.replica_rps, 2),
@@ -1448,6 +1463,11 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "progress_deadline_seconds": (f"startup budget + {STARTUP_MARGIN} x download estimate, "
                                       f"at least {PROGRESS_DEADLINE_FLOOR_SECONDS} s (production-stack)"),
         "drain_seconds_estimate": f"--output-tokens {req.output_tokens} / {p.decode_tokens_per_second} tokens/s (estimate)",
+        "max_output_tokens": (
+            f"capped by --override-generation-config max_new_tokens {req.max_output_tokens} (--max-output-tokens); "
+            "the route timeout is sized for it" if req.max_output_tokens else
+            f"not capped: up to max_model_len {ctx.max_model_len} - prompt (vLLM's get_max_tokens), at most "
+            f"{ctx.max_model_len - 1}; the route timeout is sized for it (--max-output-tokens caps answers and shortens it)"),
         "prestop_seconds": "preStop sleep so load balancers stop routing first (KServe, llm-d: 15 s)",
         "shutdown_timeout_seconds": drain.note or (
             f"max({SHUTDOWN_TIMEOUT_FLOOR_SECONDS} s llm-d default, {DRAIN_MARGIN} x {drain.drain} s drain)"

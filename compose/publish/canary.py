@@ -46,6 +46,7 @@ SETTABLE: dict[str, type] = {
     "kv_cache_dtype": str,
     "prompt_tokens": int,
     "output_tokens": int,
+    "max_output_tokens": int,
 }
 # What `promote` folds from the canary's inputs into the stable overlay's. image_digest
 # goes with image: a stable overlay pinned by --image-digest would otherwise keep its old
@@ -277,13 +278,20 @@ def plan_start(
         if not _VERSION.fullmatch(version):
             raise InvalidInput(f"invalid --vllm-version {_short(vllm_version)}: a vLLM release X.Y.Z, e.g. 0.33.1")
         image = f"{VLLM_IMAGE}:v{version}"
+    if image is not None:
+        # Canarying a new vLLM release is the main use: refuse an image whose release has no
+        # flag list now (one line, exit 2, nothing staged), not as a `compose check` finding
+        # after planning. The release is read from the tag exactly as the vllm-flags rule does.
         from compose.verify import policy
 
+        version = policy.image_vllm_version(image)
         if policy.valid_flags(version) is None:
+            known = ", ".join(sorted(policy.known_flag_versions())) or "none"
             raise InvalidInput(
-                f"no flag list for vLLM {version}: `compose check` checks every vLLM flag against the pinned "
-                f"release's parser; add compose/data/vllm-flags-{version}.txt with tools/extract_vllm_flags.py, "
-                "or pass --image with the reference you want to try")
+                f"no flag list for vLLM {version} ({_short(image)}), so `compose check` cannot check its flags: add it "
+                f"with `pip download vllm=={version} --no-deps -d /tmp/vllm && python tools/extract_vllm_flags.py "
+                f"/tmp/vllm/vllm-{version}-*.whl > compose/data/vllm-flags-{version}.txt`, or canary a release "
+                f"that has one (--vllm-version {known})")
     changes = parse_sets(sets)
     if not (image or revision or changes):
         raise InvalidInput("a canary must change something: pass --image, --vllm-version, --revision or --set KEY=VALUE")

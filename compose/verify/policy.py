@@ -156,6 +156,15 @@ def valid_flags(version: str = DEFAULT_VLLM_VERSION) -> frozenset[str] | None:
     return frozenset(ln.strip() for ln in text.splitlines() if ln.strip().startswith("-"))
 
 
+def known_flag_versions() -> list[str]:
+    """The vLLM releases with a flag list (compose/data/vllm-flags-<version>.txt)."""
+    try:
+        names = [p.name for p in files("compose").joinpath("data").iterdir()]
+    except (FileNotFoundError, OSError):
+        return []
+    return sorted(n[len("vllm-flags-"):-len(".txt")] for n in names if n.startswith("vllm-flags-") and n.endswith(".txt"))
+
+
 def _image_tag(image: str) -> tuple[str | None, bool]:
     """(tag, has_digest) of an image reference."""
     has_digest = "@" in image
@@ -729,12 +738,18 @@ def _images(b: Build) -> None:
                 b.add(doc, field, f"image {image} uses the floating tag :{tag}", "pin a release tag or a digest")
 
 
+def image_vllm_version(image: str) -> str:
+    """The vLLM release whose flag list checks a container running `image`: the X.Y.Z its
+    tag starts with (v0.33.0, 0.33.0-cu130), else the pinned release (a digest, another tag)."""
+    tag, _ = _image_tag(str(image or ""))
+    m = re.match(r"^v?(\d+\.\d+\.\d+)", tag or "")
+    return m.group(1) if m else DEFAULT_VLLM_VERSION
+
+
 @rule("vllm-flags", "every vLLM flag exists in the pinned release; none is removed; long forms only")
 def _flags(b: Build) -> None:
     for d, _s, c, where in b.vllm_deployments():
-        tag, _ = _image_tag(str(c.get("image") or ""))
-        m = re.match(r"^v?(\d+\.\d+\.\d+)", tag or "")
-        version = m.group(1) if m else DEFAULT_VLLM_VERSION
+        version = image_vllm_version(str(c.get("image") or ""))
         known = valid_flags(version)
         if known is None:
             b.add(d, f"{where}.image", f"no flag list for vLLM {version}, so its flags cannot be checked",

@@ -7,6 +7,10 @@ Registered with `compose.verify.policy` (same `Build`, same findings):
   canary overlay and is checked by `canary_consistency`); and the CRD's CEL rules that
   offline schema validation cannot run: a Service backend names a port, backendRequest
   <= request, Istio durations >= 1ms.
+- `route-timeout`: a generated route (it carries the planner's decode speed in the
+  annotation vllm-compose.io/decode-tokens-per-second-estimate) waits at least as long
+  as the longest answer the build's vLLM args allow: 2 x the output cap (max_new_tokens of
+  --override-generation-config, else --max-model-len) / that speed + 1 s prefill.
 - `inference-pool`: the pool selects this build's vLLM pods on the port vLLM listens
   on (`--port`, the container port, the Service's target); its endpoint picker is a
   Service of this build on that port, whose pods run the EPP with `--pool-name` = the
@@ -113,6 +117,69 @@ def _routes(b: Build) -> None:
             b.add(dr, "spec.host", "a DestinationRule without a host", "name the Service")
         if "trafficPolicy" in (dr.get("spec") or {}) and not _get(dr, "spec", "trafficPolicy"):
             b.add(dr, "spec.trafficPolicy", "an empty trafficPolicy (Istio's webhook rejects it)", "remove it or set a field")
+
+
+# The route must outlast the longest answer vLLM will give (rule route-timeout). Kept in step
+# with compose.generate.routing.longest_request_seconds (not imported: policy reads builds).
+DECODE_SPEED_ANNOTATION = "vllm-compose.io/decode-tokens-per-second-estimate"
+PREFILL_ALLOWANCE_SECONDS = 1.0
+
+
+def max_output_tokens(c: dict) -> tuple[int | None, str]:
+    """The most tokens this vLLM container generates for one request, and where that comes from.
+
+    vLLM 0.33.0 caps every request at `max_new_tokens` of --override-generation-config (a
+    server-wide limit; entrypoints/serve/utils/api_utils.py get_max_tokens()); without it, at
+    --max-model-len minus the prompt, so at most --max-model-len - 1."""
+    import json
+
+    args = parse_vllm_args(c)
+    raw = args.first("--override-generation-config")
+    if raw is not None:
+        try:
+            cap = json.loads(raw).get("max_new_tokens")
+        except (ValueError, AttributeError):
+            cap = None
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+            return cap, f"--override-generation-config max_new_tokens {cap}"
+    mml = _int(args.first("--max-model-len"))
+    if mml is not None and mml > 1:
+        return mml - 1, f"no max_new_tokens cap, so up to --max-model-len {mml} - 1 prompt token"
+    return None, "neither max_new_tokens nor --max-model-len"
+
+
+@rule("route-timeout", "a route's timeout outlasts the longest answer the vLLM args allow at the planned decode speed")
+def _route_timeouts(b: Build) -> None:
+    caps = [(max_output_tokens(c), where) for _d, _s, c, where in b.vllm_deployments()]
+    caps = [(cap, why) for (cap, why), _w in caps if cap is not None]
+    if not caps:
+        return
+    cap, why = max(caps)
+    for route in (d for d in b.docs if d.get("kind") in ("HTTPRoute", "VirtualService")):
+        tps = _get(route, "metadata", "annotations", DECODE_SPEED_ANNOTATION)
+        try:
+            tps = float(tps) if tps is not None else None
+        except (TypeError, ValueError):
+            tps = None
+        if tps is None or tps <= 0:
+            continue  # a hand-written route: no planned speed to check against
+        longest = 2 * cap / tps + PREFILL_ALLOWANCE_SECONDS
+        if route.get("kind") == "HTTPRoute":
+            timeouts = [(f"spec.rules[{r.get('name', i)}].timeouts.{k}", (r.get("timeouts") or {}).get(k))
+                        for i, r in enumerate(_get(route, "spec", "rules", default=[]) or []) for k in ("request", "backendRequest")]
+        else:
+            timeouts = [(f"spec.http[{h.get('name', i)}].timeout", h.get("timeout"))
+                        for i, h in enumerate(_get(route, "spec", "http", default=[]) or [])]
+        for field, value in timeouts:
+            secs = seconds(value)
+            if secs is None or secs == 0:  # unset: the implementation's own; 0s: none
+                continue
+            if secs < longest:
+                b.add(route, field, f"timeout {value} is shorter than the longest answer the vLLM args allow: "
+                      f"{longest:.0f} s = 2 x {cap} tokens ({why}) / {tps:g} tokens/s + {PREFILL_ALLOWANCE_SECONDS:g} s "
+                      "prefill; the gateway cuts such answers off mid-stream (504)",
+                      f"regenerate the overlay (compose regen) so the timeout follows --max-output-tokens or max-model-len, or set it to "
+                      f"at least {int(longest) + 1}s")
 
 
 def _vllm_pods(b: Build, selector: dict, ns: str | None) -> list[tuple[dict, dict]]:
