@@ -922,3 +922,122 @@ def test_a_bug_in_doctor_status_or_canary_is_exit_3_with_the_saved_traceback(req
     assert "Traceback" in saved.read_text() and "a bug" in saved.read_text()
     saved.unlink()
     assert snapshot(with_canary) == before and leftovers(with_canary) == []
+
+
+# ---------------------------------------------------------- doctor and status against a hostile API server
+
+
+class _HostileApi:
+    """An HTTP server on loopback that answers every GET the way `mode` says."""
+
+    def __init__(self, mode: str):
+        import http.server
+        import socketserver
+        import threading
+
+        def handle(h):
+            path = h.path
+            if mode == "trickle":  # headers, then a byte every 0.2 s: no socket timeout ever trips
+                h.send_response(200)
+                h.send_header("Content-Length", "100000")
+                h.end_headers()
+                try:
+                    for _ in range(500):
+                        h.wfile.write(b" ")
+                        h.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+                return
+            if mode == "huge":
+                h.send_response(200)
+                h.end_headers()
+                try:
+                    h.wfile.write(b'{"gitVersion": "')
+                    for _ in range(200):
+                        h.wfile.write(b"a" * 2**20)
+                except OSError:
+                    pass
+                return
+            if mode == "deep":
+                body = b"[" * 100000 + b"]" * 100000
+            elif path.startswith("/version"):
+                body = json.dumps({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}).encode()
+            elif mode == "endless" and "limit=" in path:
+                body = json.dumps({"items": [], "metadata": {"continue": "again"}}).encode()
+            else:
+                body = b"[1, 2, 3]"
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            do_GET = handle
+
+            def log_message(self, *a):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _kubeconfig(tmp_path: Path, server: str, user: str = "{token: t}") -> Path:
+    path = tmp_path / "kubeconfig-hostile"
+    path.write_text(CLOSED_PORT_KUBECONFIG.replace('"https://127.0.0.1:%d"', json.dumps(server))
+                    .replace("{token: t}", user))
+    return path
+
+
+@pytest.mark.parametrize("mode, code, needle", [
+    ("trickle", EXIT_INVALID, "timed out"),       # hung for as long as the server kept trickling
+    ("huge", 1, "more than 128 MiB"),             # read all of it into memory (1 GB for 1 GB)
+    ("deep", 1, "not JSON"),                      # RecursionError: exit 3, "internal error"
+    ("endless", 0, "the list never ends"),        # the same continue token forever: a hang
+    ("array", 0, "not an object"),                # [1, 2, 3] where an object belongs
+])
+def test_doctor_against_a_hostile_api_server_is_bounded(repo, tmp_path, mode, code, needle):
+    api = _HostileApi(mode)
+    try:
+        kc = _kubeconfig(tmp_path, api.url)
+        before = snapshot(repo)
+        start = time.perf_counter()
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(kc), "--timeout", "1", repo=repo)
+        assert time.perf_counter() - start < 20, mode
+    finally:
+        api.close()
+    assert "Traceback" not in res.output and "internal error" not in res.output, res.output
+    if code:
+        assert needle in one_line_error(res, code)
+    else:
+        assert res.exit_code in (0, 1) and needle in res.stdout, res.output
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("server, user, needle", [
+    ("https://admin:hunter2@127.0.0.1:{port}", "{token: t}", "cannot reach the cluster at https://***@127.0.0.1"),
+    ("ht!tp://[::1", "{token: t}", "is not an https:// URL"),
+    ("", "{token: t}", "is not an https:// URL"),
+    # the exec plugin runs (kubectl would run it too) and prints nothing malformed onto stderr
+    ("https://127.0.0.1:{port}", "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, "
+     "args: ['-c', 'echo {}']}}", "cannot reach the cluster"),
+])
+def test_a_hostile_kubeconfig_is_one_line_in_a_process_of_its_own(repo, tmp_path, server, user, needle):
+    """Credentials in the server URL were echoed; a bad scheme or the exec plugin's
+    logging.error() (which configures logging onto stderr, then urllib3 logs each retry)
+    gave several stderr lines."""
+    kc = _kubeconfig(tmp_path, server.format(port=closed_port()), user)
+    res = compose_subprocess(repo, "doctor", "dev-8b", "--kubeconfig", str(kc), "--timeout", "1", timeout=60)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == EXIT_INVALID and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert needle in lines[0] and "hunter2" not in res.stderr + res.stdout, lines[0]
