@@ -219,6 +219,10 @@ def test_hostile_options_are_one_line(repo, args, needle):
     assert snapshot(repo) == before
 
 
+BILLION_LAUGHS = "x-a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"x-{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+
+
 @pytest.mark.parametrize("mutate, needle", [
     (lambda t: t.replace("  spot: false\n", "  spot: false\n  replicas: 5\n"), "inputs.replicas must be a string"),
     (lambda t: t[: t.index("inputs:")] + "inputs: []\n" + t[t.index("overlay:"):], "inputs must be a mapping"),
@@ -227,6 +231,11 @@ def test_hostile_options_are_one_line(repo, args, needle):
     (lambda t: t.replace("  max_model_len: 32768", "  max_model_len: 1.0e+300"), "inputs.max_model_len"),
     (lambda t: t.replace("kind: OverlayPlan", "kind: Other"), "kind"),
     (lambda t: t + "\0", "malformed YAML"),
+    # libyaml's composer recursed in C: a segfault (exit 139), no line at all
+    pytest.param(lambda t: t + "x-deep: " + "[" * 100000 + "]" * 100000 + "\n", "nested more than 500 levels",
+                 id="deep"),
+    # aliases expanding to 9**9 values: 6 to 23 s and 400 MB per command; one more level, minutes
+    pytest.param(lambda t: BILLION_LAUGHS + t, "billion laughs", id="billion-laughs"),
 ])
 def test_a_bad_compose_plan_yaml_is_one_line(repo, mutate, needle):
     plan = repo / "overlays" / "dev-8b" / "compose-plan.yaml"
