@@ -251,6 +251,7 @@ def test_a_bad_compose_plan_yaml_is_one_line(repo, mutate, needle):
     (b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: a\nnamespace: b\n", "duplicate key"),
     (b"kind: Kustomization\nnamespace: \xff\xfe\n", "not UTF-8"),
     (b"kind: Kustomization\nresources: ../../base/vllm\n", "resources must be a list"),
+    pytest.param(b"kind: Kustomization\nx:\n" + b"- " * 100000 + b"y\n", "nested more than 500 levels", id="deep"),
 ])
 def test_a_bad_kustomization_is_one_line(repo, content, needle):
     (repo / "overlays" / "dev-8b" / "kustomization.yaml").write_bytes(content)
@@ -1050,3 +1051,13 @@ def test_a_hostile_kubeconfig_is_one_line_in_a_process_of_its_own(repo, tmp_path
     lines = res.stderr.strip().splitlines()
     assert res.returncode == EXIT_INVALID and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert needle in lines[0] and "hunter2" not in res.stderr + res.stdout, lines[0]
+
+
+@pytest.mark.parametrize("out", ["clusters/a\nb", "clusters/\u202eevil", "clusters/\x1b[31mred", "c/" * 600])
+def test_gitops_out_with_control_characters_is_one_line(repo, out):
+    """A newline in --out was blamed on a generated file ("malformed YAML ... fix the
+    file"); a right-to-left override was accepted, written and echoed."""
+    before = snapshot(repo)
+    line = one_line_error(cli("gitops", "flux", "--out", out, repo=repo))
+    assert "invalid --out" in line and "printable" in line and "\u202e" not in line, line
+    assert snapshot(repo) == before and leftovers(repo) == []
