@@ -947,6 +947,25 @@ class _HostileApi:
 
         def handle(h):
             path = h.path
+            if mode.startswith("prom-"):  # a cluster with one ScaledObject; `mode` is Prometheus'
+                if path.startswith("/api/v1/query"):
+                    return respond(h, mode[len("prom-"):])
+                if "/scaledobjects/" in path:
+                    return send(h, json.dumps({"metadata": {"name": "x"}, "status": {}}).encode())
+                if path.startswith("/version"):
+                    return send(h, json.dumps({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}).encode())
+                return send(h, json.dumps({"items": []}).encode())
+            return respond(h, mode)
+
+        def send(h, body):
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+
+        def respond(h, mode):
+            path = h.path
             if mode == "trickle":  # headers, then a byte every 0.2 s: no socket timeout ever trips
                 h.send_response(200)
                 h.send_header("Content-Length", "100000")
@@ -977,11 +996,7 @@ class _HostileApi:
                 body = json.dumps({"items": [], "metadata": {"continue": "again"}}).encode()
             else:
                 body = b"[1, 2, 3]"
-            h.send_response(200)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body)
+            send(h, body)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -1061,3 +1076,22 @@ def test_gitops_out_with_control_characters_is_one_line(repo, out):
     line = one_line_error(cli("gitops", "flux", "--out", out, repo=repo))
     assert "invalid --out" in line and "printable" in line and "\u202e" not in line, line
     assert snapshot(repo) == before and leftovers(repo) == []
+
+
+@pytest.mark.parametrize("mode, needle", [
+    ("array", "not a Prometheus query answer"),     # AttributeError: exit 3, "internal error"
+    ("trickle", "no full answer in 10s"),           # hung for as long as the server trickled
+    ("huge", "more than 128 MiB"),                  # read all of it: 6 GB for 3 GB
+])
+def test_status_against_a_hostile_prometheus_is_bounded(repo, tmp_path, mode, needle):
+    api = _HostileApi("prom-" + mode)
+    try:
+        kc = _kubeconfig(tmp_path, api.url)
+        start = time.perf_counter()
+        res = cli("status", "dev-8b", "--kubeconfig", str(kc), "--timeout", "1", "--prometheus-url", api.url,
+                  repo=repo)
+        assert time.perf_counter() - start < 20, mode
+    finally:
+        api.close()
+    assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
+    assert needle in res.stdout, res.stdout
