@@ -1095,3 +1095,23 @@ def test_status_against_a_hostile_prometheus_is_bounded(repo, tmp_path, mode, ne
         api.close()
     assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
     assert needle in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+@pytest.mark.parametrize("args", [("gitops", "flux"), ("gitops", "argocd"), NEW, ("regen", "--all"), ("list",)])
+def test_a_generated_tree_that_is_a_file_or_a_link_is_one_line(repo, tmp_path, kind, args):
+    """overlays/ as a file: `gitops flux` exited 0 and deleted every flux/models file.
+    overlays/ as a link to a directory outside: `new-model` wrote there and stripped
+    every other overlay's Application of ignoreDifferences."""
+    overlays = repo / "overlays"
+    outside = tmp_path / "elsewhere"
+    shutil.move(str(overlays), str(outside))
+    if kind == "file":
+        overlays.write_text("oops\n")
+    else:
+        overlays.symlink_to(outside)
+    before, outside_before = snapshot(repo), sorted(p.name for p in outside.iterdir())
+    line = one_line_error(cli(*args, repo=repo))
+    assert "overlays" in line and ("not a directory" if kind == "file" else "symbolic link") in line, line
+    assert snapshot(repo) == before and sorted(p.name for p in outside.iterdir()) == outside_before
+
