@@ -1115,3 +1115,24 @@ def test_a_generated_tree_that_is_a_file_or_a_link_is_one_line(repo, tmp_path, k
     assert "overlays" in line and ("not a directory" if kind == "file" else "symbolic link") in line, line
     assert snapshot(repo) == before and sorted(p.name for p in outside.iterdir()) == outside_before
 
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 500 levels"),   # RecursionError: exit 3
+    (BILLION_LAUGHS, "billion laughs"),
+    ("x: '" + "a" * (1024 * 1024) + "'\n", "more than 1 MiB"),                 # 44 s per load at 5 MB
+    ("y: [" + ", ".join(["{name: c, context: {cluster: c, user: u}}"] * 18000) + "]\n", None),
+], ids=["deep", "billion-laughs", "1-MiB", "18000-contexts"])
+def test_a_hostile_kubeconfig_file_is_refused_before_the_client_reads_it(repo, tmp_path, closed_kubeconfig,
+                                                                        extra, needle):
+    text = closed_kubeconfig.read_text()
+    if needle is None:  # 18,000 contexts: the client's linear lookups took minutes
+        text, needle = text.replace("contexts: [", extra[len("y: ["):-2] .join(["contexts: [", ", "]), 1), \
+            "18,001 contexts, more than 1000"
+    else:
+        text += extra
+    closed_kubeconfig.write_text(text)
+    start = time.perf_counter()
+    line = one_line_error(cli("doctor", "dev-8b", "--kubeconfig", str(closed_kubeconfig), "--timeout", "1",
+                              repo=repo))
+    assert time.perf_counter() - start < 10 and needle in line and len(line) < 1200, line

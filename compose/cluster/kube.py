@@ -42,6 +42,8 @@ from compose.core.errors import (
 DEFAULT_TIMEOUT = (5.0, 30.0)
 PAGE_SIZE = 500
 MAX_PAGES = 2000  # 1,000,000 objects per collection; a server that keeps paging past that is broken
+MAX_KUBECONFIG = 1024 * 1024  # bytes of one kubeconfig file; real ones are kilobytes
+MAX_ENTRIES = 1000  # clusters, contexts or users in one kubeconfig
 MAX_BODY = 128 * 1024 * 1024  # bytes of one answer; more is not an API server talking
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 INSTALL_HINT = "the Kubernetes client is not installed: pip install 'vllm-compose[cluster]' (or pip install kubernetes)"
@@ -267,16 +269,41 @@ def kubeconfig_paths(kubeconfig: str | Path | None) -> tuple[list[Path], str]:
 def first_current_context(paths: list[Path]) -> str | None:
     """kubectl's rule: the first file of the list that sets current-context wins
     (the Python client's merger would take the last)."""
-    import yaml
+    from compose.core import yamlio
 
     for path in paths:
         try:
-            doc = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            docs = yamlio.load_all(path.read_text(), f"kubeconfig {path}")
+        except (OSError, UnicodeDecodeError, InvalidInput):
             continue
+        doc = docs[0] if docs else None
         if isinstance(doc, dict) and doc.get("current-context"):
             return str(doc["current-context"])
     return None
+
+
+def check_kubeconfigs(paths: list[Path]) -> None:
+    """Each kubeconfig is at most MAX_KUBECONFIG bytes of YAML that is neither nested too
+    deeply nor an alias bomb, checked with the C parser before the client's pure-Python
+    loader sees it (a 5 MB file took 44 s per load; 5,000 nested brackets were exit 3)."""
+    from compose.core import yamlio
+
+    for path in paths:
+        try:
+            size = path.stat().st_size
+        except OSError as err:
+            raise InvalidInput(f"kubeconfig {path}: cannot read it ({err.strerror or err})") from None
+        if size > MAX_KUBECONFIG:
+            raise InvalidInput(f"kubeconfig {path}: {size:,} bytes, more than {MAX_KUBECONFIG // 2**20} MiB; "
+                               "pass a smaller file with --kubeconfig (kubectl config view --minify --flatten)")
+        docs = yamlio.load_all(yamlio.read_text(path, f"kubeconfig {path}"), f"kubeconfig {path}")
+        doc = docs[0] if docs else None
+        for key in ("clusters", "contexts", "users"):
+            entries = doc.get(key) if isinstance(doc, dict) else None
+            if isinstance(entries, list) and len(entries) > MAX_ENTRIES:
+                # the client looks entries up by a linear scan each: 18,000 contexts took minutes
+                raise InvalidInput(f"kubeconfig {path}: {len(entries):,} {key}, more than {MAX_ENTRIES}; pass a "
+                                   "smaller file with --kubeconfig (kubectl config view --minify --flatten)")
 
 
 def connect(kubeconfig: str | Path | None = None, context: str | None = None,
@@ -292,6 +319,7 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
     _quiet_client_logs()
     cfg = client.Configuration()
     paths, origin = kubeconfig_paths(kubeconfig)
+    check_kubeconfigs(paths)
     joined = os.pathsep.join(str(p) for p in paths)
     try:
         if paths:
@@ -317,7 +345,7 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
                                "pass --kubeconfig FILE or set KUBECONFIG")
     except ConfigException as err:
         raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: {' '.join(str(err).split())}") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # unreadable or malformed files
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:  # unreadable or malformed
         raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: cannot load it: {_short(str(err), 300)}") from None
     except Exception as err:
         import yaml
