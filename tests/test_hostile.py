@@ -243,6 +243,10 @@ def test_a_bad_max_output_tokens_in_compose_plan_yaml_is_one_line(repo, value, n
     assert snapshot(repo) == before
 
 
+BILLION_LAUGHS = "x-a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"x-{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+
+
 @pytest.mark.parametrize("mutate, needle", [
     (lambda t: t.replace("  spot: false\n", "  spot: false\n  replicas: 5\n"), "inputs.replicas must be a string"),
     (lambda t: t[: t.index("inputs:")] + "inputs: []\n" + t[t.index("overlay:"):], "inputs must be a mapping"),
@@ -251,6 +255,11 @@ def test_a_bad_max_output_tokens_in_compose_plan_yaml_is_one_line(repo, value, n
     (lambda t: t.replace("  max_model_len: 32768", "  max_model_len: 1.0e+300"), "inputs.max_model_len"),
     (lambda t: t.replace("kind: OverlayPlan", "kind: Other"), "kind"),
     (lambda t: t + "\0", "malformed YAML"),
+    # libyaml's composer recursed in C: a segfault (exit 139), no line at all
+    pytest.param(lambda t: t + "x-deep: " + "[" * 100000 + "]" * 100000 + "\n", "nested more than 500 levels",
+                 id="deep"),
+    # aliases expanding to 9**9 values: 6 to 23 s and 400 MB per command; one more level, minutes
+    pytest.param(lambda t: BILLION_LAUGHS + t, "billion laughs", id="billion-laughs"),
 ])
 def test_a_bad_compose_plan_yaml_is_one_line(repo, mutate, needle):
     plan = repo / "overlays" / "dev-8b" / "compose-plan.yaml"
@@ -266,6 +275,7 @@ def test_a_bad_compose_plan_yaml_is_one_line(repo, mutate, needle):
     (b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: a\nnamespace: b\n", "duplicate key"),
     (b"kind: Kustomization\nnamespace: \xff\xfe\n", "not UTF-8"),
     (b"kind: Kustomization\nresources: ../../base/vllm\n", "resources must be a list"),
+    pytest.param(b"kind: Kustomization\nx:\n" + b"- " * 100000 + b"y\n", "nested more than 500 levels", id="deep"),
 ])
 def test_a_bad_kustomization_is_one_line(repo, content, needle):
     (repo / "overlays" / "dev-8b" / "kustomization.yaml").write_bytes(content)
@@ -946,3 +956,207 @@ def test_a_bug_in_doctor_status_or_canary_is_exit_3_with_the_saved_traceback(req
     assert "Traceback" in saved.read_text() and "a bug" in saved.read_text()
     saved.unlink()
     assert snapshot(with_canary) == before and leftovers(with_canary) == []
+
+
+# ---------------------------------------------------------- doctor and status against a hostile API server
+
+
+class _HostileApi:
+    """An HTTP server on loopback that answers every GET the way `mode` says."""
+
+    def __init__(self, mode: str):
+        import http.server
+        import socketserver
+        import threading
+
+        def handle(h):
+            path = h.path
+            if mode.startswith("prom-"):  # a cluster with one ScaledObject; `mode` is Prometheus'
+                if path.startswith("/api/v1/query"):
+                    return respond(h, mode[len("prom-"):])
+                if "/scaledobjects/" in path:
+                    return send(h, json.dumps({"metadata": {"name": "x"}, "status": {}}).encode())
+                if path.startswith("/version"):
+                    return send(h, json.dumps({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}).encode())
+                return send(h, json.dumps({"items": []}).encode())
+            return respond(h, mode)
+
+        def send(h, body):
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+
+        def respond(h, mode):
+            path = h.path
+            if mode == "trickle":  # headers, then a byte every 0.2 s: no socket timeout ever trips
+                h.send_response(200)
+                h.send_header("Content-Length", "100000")
+                h.end_headers()
+                try:
+                    for _ in range(500):
+                        h.wfile.write(b" ")
+                        h.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+                return
+            if mode == "huge":
+                h.send_response(200)
+                h.end_headers()
+                try:
+                    h.wfile.write(b'{"gitVersion": "')
+                    for _ in range(200):
+                        h.wfile.write(b"a" * 2**20)
+                except OSError:
+                    pass
+                return
+            if mode == "deep":
+                body = b"[" * 100000 + b"]" * 100000
+            elif path.startswith("/version"):
+                body = json.dumps({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}).encode()
+            elif mode == "endless" and "limit=" in path:
+                body = json.dumps({"items": [], "metadata": {"continue": "again"}}).encode()
+            else:
+                body = b"[1, 2, 3]"
+            send(h, body)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            do_GET = handle
+
+            def log_message(self, *a):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _kubeconfig(tmp_path: Path, server: str, user: str = "{token: t}") -> Path:
+    path = tmp_path / "kubeconfig-hostile"
+    path.write_text(CLOSED_PORT_KUBECONFIG.replace('"https://127.0.0.1:%d"', json.dumps(server))
+                    .replace("{token: t}", user))
+    return path
+
+
+@pytest.mark.parametrize("mode, code, needle", [
+    ("trickle", EXIT_INVALID, "timed out"),       # hung for as long as the server kept trickling
+    ("huge", 1, "more than 128 MiB"),             # read all of it into memory (1 GB for 1 GB)
+    ("deep", 1, "not JSON"),                      # RecursionError: exit 3, "internal error"
+    ("endless", 0, "the list never ends"),        # the same continue token forever: a hang
+    ("array", 0, "not an object"),                # [1, 2, 3] where an object belongs
+])
+def test_doctor_against_a_hostile_api_server_is_bounded(repo, tmp_path, mode, code, needle):
+    api = _HostileApi(mode)
+    try:
+        kc = _kubeconfig(tmp_path, api.url)
+        before = snapshot(repo)
+        start = time.perf_counter()
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(kc), "--timeout", "1", repo=repo)
+        assert time.perf_counter() - start < 20, mode
+    finally:
+        api.close()
+    assert "Traceback" not in res.output and "internal error" not in res.output, res.output
+    if code:
+        assert needle in one_line_error(res, code)
+    else:
+        assert res.exit_code in (0, 1) and needle in res.stdout, res.output
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("server, user, needle", [
+    ("https://admin:hunter2@127.0.0.1:{port}", "{token: t}", "cannot reach the cluster at https://***@127.0.0.1"),
+    ("ht!tp://[::1", "{token: t}", "is not an https:// URL"),
+    ("", "{token: t}", "is not an https:// URL"),
+    # the exec plugin runs (kubectl would run it too) and prints nothing malformed onto stderr
+    ("https://127.0.0.1:{port}", "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, "
+     "args: ['-c', 'echo {}']}}", "cannot reach the cluster"),
+])
+def test_a_hostile_kubeconfig_is_one_line_in_a_process_of_its_own(repo, tmp_path, server, user, needle):
+    """Credentials in the server URL were echoed; a bad scheme or the exec plugin's
+    logging.error() (which configures logging onto stderr, then urllib3 logs each retry)
+    gave several stderr lines."""
+    kc = _kubeconfig(tmp_path, server.format(port=closed_port()), user)
+    res = compose_subprocess(repo, "doctor", "dev-8b", "--kubeconfig", str(kc), "--timeout", "1", timeout=60)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == EXIT_INVALID and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert needle in lines[0] and "hunter2" not in res.stderr + res.stdout, lines[0]
+
+
+@pytest.mark.parametrize("out", ["clusters/a\nb", "clusters/\u202eevil", "clusters/\x1b[31mred", "c/" * 600])
+def test_gitops_out_with_control_characters_is_one_line(repo, out):
+    """A newline in --out was blamed on a generated file ("malformed YAML ... fix the
+    file"); a right-to-left override was accepted, written and echoed."""
+    before = snapshot(repo)
+    line = one_line_error(cli("gitops", "flux", "--out", out, repo=repo))
+    assert "invalid --out" in line and "printable" in line and "\u202e" not in line, line
+    assert snapshot(repo) == before and leftovers(repo) == []
+
+
+@pytest.mark.parametrize("mode, needle", [
+    ("array", "not a Prometheus query answer"),     # AttributeError: exit 3, "internal error"
+    ("trickle", "no full answer in 10s"),           # hung for as long as the server trickled
+    ("huge", "more than 128 MiB"),                  # read all of it: 6 GB for 3 GB
+])
+def test_status_against_a_hostile_prometheus_is_bounded(repo, tmp_path, mode, needle):
+    api = _HostileApi("prom-" + mode)
+    try:
+        kc = _kubeconfig(tmp_path, api.url)
+        start = time.perf_counter()
+        res = cli("status", "dev-8b", "--kubeconfig", str(kc), "--timeout", "1", "--prometheus-url", api.url,
+                  repo=repo)
+        assert time.perf_counter() - start < 20, mode
+    finally:
+        api.close()
+    assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
+    assert needle in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+@pytest.mark.parametrize("args", [("gitops", "flux"), ("gitops", "argocd"), NEW, ("regen", "--all"), ("list",)])
+def test_a_generated_tree_that_is_a_file_or_a_link_is_one_line(repo, tmp_path, kind, args):
+    """overlays/ as a file: `gitops flux` exited 0 and deleted every flux/models file.
+    overlays/ as a link to a directory outside: `new-model` wrote there and stripped
+    every other overlay's Application of ignoreDifferences."""
+    overlays = repo / "overlays"
+    outside = tmp_path / "elsewhere"
+    shutil.move(str(overlays), str(outside))
+    if kind == "file":
+        overlays.write_text("oops\n")
+    else:
+        overlays.symlink_to(outside)
+    before, outside_before = snapshot(repo), sorted(p.name for p in outside.iterdir())
+    line = one_line_error(cli(*args, repo=repo))
+    assert "overlays" in line and ("not a directory" if kind == "file" else "symbolic link") in line, line
+    assert snapshot(repo) == before and sorted(p.name for p in outside.iterdir()) == outside_before
+
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 500 levels"),   # RecursionError: exit 3
+    (BILLION_LAUGHS, "billion laughs"),
+    ("x: '" + "a" * (1024 * 1024) + "'\n", "more than 1 MiB"),                 # 44 s per load at 5 MB
+    ("y: [" + ", ".join(["{name: c, context: {cluster: c, user: u}}"] * 18000) + "]\n", None),
+], ids=["deep", "billion-laughs", "1-MiB", "18000-contexts"])
+def test_a_hostile_kubeconfig_file_is_refused_before_the_client_reads_it(repo, tmp_path, closed_kubeconfig,
+                                                                        extra, needle):
+    text = closed_kubeconfig.read_text()
+    if needle is None:  # 18,000 contexts: the client's linear lookups took minutes
+        text, needle = text.replace("contexts: [", extra[len("y: ["):-2] .join(["contexts: [", ", "]), 1), \
+            "18,001 contexts, more than 1000"
+    else:
+        text += extra
+    closed_kubeconfig.write_text(text)
+    start = time.perf_counter()
+    line = one_line_error(cli("doctor", "dev-8b", "--kubeconfig", str(closed_kubeconfig), "--timeout", "1",
+                              repo=repo))
+    assert time.perf_counter() - start < 10 and needle in line and len(line) < 1200, line

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +41,10 @@ from compose.core.errors import (
 # (connect, read) seconds for every request.
 DEFAULT_TIMEOUT = (5.0, 30.0)
 PAGE_SIZE = 500
+MAX_PAGES = 2000  # 1,000,000 objects per collection; a server that keeps paging past that is broken
+MAX_KUBECONFIG = 1024 * 1024  # bytes of one kubeconfig file; real ones are kilobytes
+MAX_ENTRIES = 1000  # clusters, contexts or users in one kubeconfig
+MAX_BODY = 128 * 1024 * 1024  # bytes of one answer; more is not an API server talking
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 INSTALL_HINT = "the Kubernetes client is not installed: pip install 'vllm-compose[cluster]' (or pip install kubernetes)"
 
@@ -67,9 +74,12 @@ class Cluster:
         """The JSON object at `path`; NotFound, Forbidden, ClusterApiError or ClusterUnreachable."""
         body = self._get(path, query)
         try:
-            return json.loads(body)
-        except ValueError:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
             raise ClusterApiError(f"GET {path}: the API server answered something that is not JSON", 200, path) from None
+        if not isinstance(doc, dict):
+            raise ClusterApiError(f"GET {path}: the API server answered JSON that is not an object", 200, path)
+        return doc
 
     def find(self, path: str, **query: Any) -> dict | None:
         """Like get(), but None when the object does not exist."""
@@ -83,13 +93,19 @@ class Cluster:
         return list(self.iter(path, **query))
 
     def iter(self, path: str, **query: Any) -> Iterator[dict]:
-        token = None
-        while True:
+        token, seen = None, set()
+        for _ in range(MAX_PAGES):
             page = self.get(path, limit=PAGE_SIZE, **query, **({"continue": token} if token else {}))
-            yield from page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue")
+            items = page.get("items") or []
+            yield from (i for i in (items if isinstance(items, list) else []) if isinstance(i, dict))
+            meta = page.get("metadata")
+            token = meta.get("continue") if isinstance(meta, dict) else None
             if not token:
                 return
+            if not isinstance(token, str) or token in seen:
+                raise ClusterApiError(f"GET {path}: the API server repeated a continue token; the list never ends", 200, path)
+            seen.add(token)
+        raise ClusterApiError(f"GET {path}: more than {MAX_PAGES} pages of {PAGE_SIZE}; the list never ends", 200, path)
 
     def text(self, path: str, timeout: tuple[float, float] | None = None, **query: Any) -> str:
         """A plain-text GET (container logs)."""
@@ -112,24 +128,30 @@ class Cluster:
              timeout: tuple[float, float] | None = None) -> bytes:
         params = [(k, v) for k, v in query.items() if v is not None]
         self.requests.append(("GET", path))
+        timeout = timeout or self.timeout
         try:
-            serialized = self.api.param_serialize(
-                method="GET", resource_path=path, query_params=params,
-                header_params={"Accept": accept}, auth_settings=["BearerToken"],
-            )
-            resp = self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
-            resp.read()
+            with _deadline(sum(timeout)):  # a server that trickles bytes never resets it
+                serialized = self.api.param_serialize(
+                    method="GET", resource_path=path, query_params=params,
+                    header_params={"Accept": accept}, auth_settings=["BearerToken"],
+                )
+                resp = self.api.call_api(*serialized, _request_timeout=timeout)
+                data = _read_bounded(resp.response, path)
+        except _DeadlinePassed:
+            raise ClusterUnreachable(self._unreachable(TimeoutError(f"timed out: no full answer in {sum(timeout):g}s"))) from None
+        except ClusterApiError:
+            raise
         except (TypeError, AttributeError, KeyError, NameError):  # our bugs stay bugs
             raise
         except Exception as err:  # urllib3 / ssl / exec-plugin failures: nothing answered
             raise ClusterUnreachable(self._unreachable(err)) from None
-        status, data = resp.status, resp.data or b""
+        status = resp.status
         if 200 <= status < 300:
             return data
         message = _status_message(data) or f"HTTP {status}"
         if status == 401:
             raise ClusterUnreachable(
-                f"the cluster at {self.connection.server} rejected the credentials of {self._where()} (401 {message}); "
+                f"the cluster at {redact_url(self.connection.server)} rejected the credentials of {self._where()} (401 {message}); "
                 "log in again (e.g. aws eks update-kubeconfig, gcloud container clusters get-credentials, az aks get-credentials)"
             )
         if status == 404:
@@ -144,15 +166,71 @@ class Cluster:
 
     def _unreachable(self, err: Exception) -> str:
         reason = getattr(err, "reason", None) or err
-        text = " ".join(str(reason).split())
+        text = redact_url(" ".join(str(reason).split()))
         for needle, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
                               ("Name or service not known", "host name not found"),
                               ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted")):
             if needle in text:
                 text = short
                 break
-        return (f"cannot reach the cluster at {self.connection.server} ({self._where()}): {text[:200]}; "
+        return (f"cannot reach the cluster at {redact_url(self.connection.server)} ({self._where()}): {text[:200]}; "
                 "check --context/--kubeconfig, the VPN or the API server's address")
+
+
+class _DeadlinePassed(BaseException):
+    """Raised by SIGALRM inside a request; BaseException so no library code swallows it."""
+
+
+@contextmanager
+def _deadline(seconds: float):
+    """Bound one whole request (connect, headers, body) in wall-clock time. Per-socket
+    timeouts alone do not: a server that sends a byte every few seconds never trips them.
+    Only the main thread can take SIGALRM; elsewhere the socket timeouts are all there is."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise _DeadlinePassed()
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _read_bounded(raw: Any, path: str) -> bytes:
+    """The body of a urllib3 response, at most MAX_BODY bytes."""
+    chunks, total = [], 0
+    for chunk in raw.stream(1024 * 1024):
+        total += len(chunk)
+        if total > MAX_BODY:
+            raw.release_conn()
+            raise ClusterApiError(f"GET {path}: the API server answered more than {MAX_BODY // 2**20} MiB; "
+                                  "check the server address in the kubeconfig", 200, path)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _quiet_client_logs() -> None:
+    """The client's exec-plugin code logs with logging.error(), which configures the root
+    logger onto stderr, and urllib3 then logs every retry there too: the one-line promise
+    needs the root logger to have a handler that prints nothing."""
+    import logging
+
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+def redact_url(url: str) -> str:
+    """`url` without a user:password@ part, which a kubeconfig's server may carry."""
+    import re
+
+    return re.sub(r"(?<=//)[^/@\s]*@", "***@", str(url), count=1)
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -191,16 +269,41 @@ def kubeconfig_paths(kubeconfig: str | Path | None) -> tuple[list[Path], str]:
 def first_current_context(paths: list[Path]) -> str | None:
     """kubectl's rule: the first file of the list that sets current-context wins
     (the Python client's merger would take the last)."""
-    import yaml
+    from compose.core import yamlio
 
     for path in paths:
         try:
-            doc = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            docs = yamlio.load_all(path.read_text(), f"kubeconfig {path}")
+        except (OSError, UnicodeDecodeError, InvalidInput):
             continue
+        doc = docs[0] if docs else None
         if isinstance(doc, dict) and doc.get("current-context"):
             return str(doc["current-context"])
     return None
+
+
+def check_kubeconfigs(paths: list[Path]) -> None:
+    """Each kubeconfig is at most MAX_KUBECONFIG bytes of YAML that is neither nested too
+    deeply nor an alias bomb, checked with the C parser before the client's pure-Python
+    loader sees it (a 5 MB file took 44 s per load; 5,000 nested brackets were exit 3)."""
+    from compose.core import yamlio
+
+    for path in paths:
+        try:
+            size = path.stat().st_size
+        except OSError as err:
+            raise InvalidInput(f"kubeconfig {path}: cannot read it ({err.strerror or err})") from None
+        if size > MAX_KUBECONFIG:
+            raise InvalidInput(f"kubeconfig {path}: {size:,} bytes, more than {MAX_KUBECONFIG // 2**20} MiB; "
+                               "pass a smaller file with --kubeconfig (kubectl config view --minify --flatten)")
+        docs = yamlio.load_all(yamlio.read_text(path, f"kubeconfig {path}"), f"kubeconfig {path}")
+        doc = docs[0] if docs else None
+        for key in ("clusters", "contexts", "users"):
+            entries = doc.get(key) if isinstance(doc, dict) else None
+            if isinstance(entries, list) and len(entries) > MAX_ENTRIES:
+                # the client looks entries up by a linear scan each: 18,000 contexts took minutes
+                raise InvalidInput(f"kubeconfig {path}: {len(entries):,} {key}, more than {MAX_ENTRIES}; pass a "
+                                   "smaller file with --kubeconfig (kubectl config view --minify --flatten)")
 
 
 def connect(kubeconfig: str | Path | None = None, context: str | None = None,
@@ -213,8 +316,10 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
     except ImportError:
         raise ClientMissing(INSTALL_HINT) from None
 
+    _quiet_client_logs()
     cfg = client.Configuration()
     paths, origin = kubeconfig_paths(kubeconfig)
+    check_kubeconfigs(paths)
     joined = os.pathsep.join(str(p) for p in paths)
     try:
         if paths:
@@ -240,7 +345,7 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
                                "pass --kubeconfig FILE or set KUBECONFIG")
     except ConfigException as err:
         raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: {' '.join(str(err).split())}") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # unreadable or malformed files
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:  # unreadable or malformed
         raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: cannot load it: {_short(str(err), 300)}") from None
     except Exception as err:
         import yaml
@@ -248,6 +353,16 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
         if not isinstance(err, yaml.YAMLError):
             raise
         raise InvalidInput(f"kubeconfig {joined}: malformed YAML ({_short(' '.join(str(err).split()), 300)})") from None
+    server = str(cfg.host or "")
+    from urllib.parse import urlsplit
+
+    try:
+        host_ok = urlsplit(server).scheme in ("http", "https") and bool(urlsplit(server).hostname)
+    except ValueError:
+        host_ok = False
+    if not host_ok:
+        raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: the cluster server {_short(redact_url(server))!r} "
+                           "is not an https:// URL; fix clusters[].cluster.server")
     cfg.retries = 1  # one retry on a dropped connection; no long back-off when nothing listens
     api = client.ApiClient(cfg)
     api.user_agent = "vllm-compose (read-only)"

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from compose.cluster.doctor import service_of
-from compose.cluster.kube import Cluster
+from compose.cluster.kube import MAX_BODY, Cluster, _deadline, _DeadlinePassed
 from compose.cluster.target import DOWNLOAD_CONTAINER, Target
 from compose.core.errors import ClusterApiError
 
@@ -223,8 +223,14 @@ def query_prometheus(cluster: Cluster, server_address: str, query: str, namespac
     try:
         if prometheus_url:
             url = prometheus_url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
-            with urllib.request.urlopen(url, timeout=PROMETHEUS_TIMEOUT) as resp:  # noqa: S310 - the user's URL
-                body = json.loads(resp.read())
+            # bounded like every API read: a wall-clock deadline (a trickling server never
+            # trips the socket timeout) and at most MAX_BODY bytes
+            with _deadline(2 * PROMETHEUS_TIMEOUT), \
+                    urllib.request.urlopen(url, timeout=PROMETHEUS_TIMEOUT) as resp:  # noqa: S310 - the user's URL
+                raw = resp.read(MAX_BODY + 1)
+            if len(raw) > MAX_BODY:
+                return f"unknown (Prometheus answered more than {MAX_BODY // 2**20} MiB)"
+            body = json.loads(raw)
         else:
             ref = service_of(server_address, namespace)
             if ref is None:
@@ -232,13 +238,19 @@ def query_prometheus(cluster: Cluster, server_address: str, query: str, namespac
             ns, svc, port = ref
             scheme = urllib.parse.urlsplit(server_address).scheme or "http"
             body = cluster.get(f"/api/v1/namespaces/{ns}/services/{scheme}:{svc}:{port}/proxy/api/v1/query", query=query)
+    except _DeadlinePassed:
+        return f"unknown (Prometheus not reachable: no full answer in {2 * PROMETHEUS_TIMEOUT:g}s)"
     except ClusterApiError as err:
         return f"unknown (Prometheus not reachable through the API server: {str(err)[:100]}; pass --prometheus-url)"
     except Exception as err:  # urllib: refused, timeout, bad JSON
-        return f"unknown (Prometheus not reachable: {str(err)[:100]})"
-    result = (body.get("data") or {}).get("result") or []
-    if body.get("status") != "success":
-        return f"unknown (Prometheus: {body.get('error', 'error')})"
+        return f"unknown (Prometheus not reachable: {' '.join(str(err).split())[:100]})"
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        return f"unknown (Prometheus: {' '.join(str(error or 'not a Prometheus query answer').split())[:200]})"
+    result = data.get("result") or []
+    if not isinstance(result, list):
+        return "unknown (unexpected answer)"
     if not result:
         return "no data (the query matches no series: is vLLM scraped with these labels?)"
     try:

@@ -22,7 +22,7 @@ RepoOpt = typer.Option(None, "--repo", help="Repository root (default: found fro
 ContextOpt = typer.Option(
     None, "--context", help="kubeconfig context (default: its current-context; at most 253 characters).")
 KubeconfigOpt = typer.Option(
-    None, "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)."
+    None, "--kubeconfig", help="kubeconfig file, at most 1 MiB and 1000 contexts (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)."
 )
 TimeoutOpt = typer.Option(
     30.0, "--timeout", min=1.0, max=600.0, help="Seconds to wait for each API request (1 to 600).")

@@ -53,7 +53,7 @@ def build(directory: Path | str, display: str | None = None) -> Rendered:
         stderr = proc.stderr.replace(str(directory), shown) if display else proc.stderr
         msg = " ".join(stderr.split())[:500]
         raise BuildFailed(f"{shown}: kubectl kustomize failed: {msg}")
-    docs = yamlio.load_all(proc.stdout, f"kustomize build of {shown}")
+    docs = yamlio.load_all(proc.stdout, f"kustomize build of {shown}", trusted=True)
     return Rendered(directory, proc.stdout, docs, proc.stderr.strip())
 
 

@@ -40,9 +40,53 @@ _StrictLoader.add_constructor(
 )
 
 
-def load_all(text: str, source: str = "<string>") -> list[Any]:
-    """Parse a multi-document YAML string; empty documents are dropped."""
+MAX_DEPTH = 500  # nesting levels; far deeper than any manifest, far shallower than the C parser's stack
+MAX_NODES = 5_000_000  # nodes once aliases are expanded ("billion laughs")
+
+
+def _guard(text: str, source: str) -> None:
+    """Refuse YAML that would exhaust the stack (libyaml's composer recurses in C and
+    segfaults past ~50,000 levels) or expand aliases into billions of nodes. One pass
+    over the parser's events: linear in the text."""
+    sizes: dict[str, int] = {}
+    stack: list[list] = [[0, None]]
+    total = 0
+    starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, starts):
+            stack.append([1, event.anchor])
+            if len(stack) > MAX_DEPTH:
+                raise InvalidInput(f"{source}: YAML nested more than {MAX_DEPTH} levels deep; fix the file")
+            continue
+        if isinstance(event, ends):
+            count, anchor = stack.pop()
+            if anchor:
+                sizes[anchor] = count
+            n = count
+        elif isinstance(event, yaml.ScalarEvent):
+            n = 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            n = sizes.get(event.anchor, 1)
+            total += n
+        else:
+            continue
+        stack[-1][0] += n
+        if isinstance(event, yaml.ScalarEvent):
+            total += 1
+        if total > MAX_NODES or stack[-1][0] > MAX_NODES:
+            raise InvalidInput(f"{source}: YAML aliases expand to more than {MAX_NODES:,} values "
+                               "(a \"billion laughs\" file); write the values out or fix the file")
+
+
+def load_all(text: str, source: str = "<string>", trusted: bool = False) -> list[Any]:
+    """Parse a multi-document YAML string; empty documents are dropped. Unless `trusted`
+    (kustomize's own output), the text is first checked for depth and alias expansion."""
     try:
+        if not trusted:
+            _guard(text, source)
         return [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
     except yaml.YAMLError as err:
         raise InvalidInput(f"{source}: malformed YAML ({_one_line(err)[:300]}); fix the file") from None

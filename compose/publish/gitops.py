@@ -280,9 +280,19 @@ def overlapping(rel: str, trees: Iterable[str]) -> str | None:
     return None
 
 
+MAX_OUT = 1024
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_out(repo_root: Path, out: str | Path, flavour: str) -> str:
     """The output directory as a POSIX path relative to the repository root, validated."""
     root = Path(repo_root).resolve()
+    text = str(out)
+    if not text or len(text) > MAX_OUT or not text.isprintable() or any(c in BIDI_CONTROLS for c in text):
+        # a newline became a "malformed YAML ... fix the file" about a generated file; a
+        # right-to-left override was written into Flux paths and echoed to the terminal
+        raise InvalidInput(f"invalid --out: a directory path of 1 to {MAX_OUT} printable characters, without "
+                           f"line breaks or bidirectional-control characters (default: {DEFAULT_OUT[flavour]}/)")
     path = Path(out)
     # A relative --out is relative to the repository root, wherever compose runs.
     path = (path if path.is_absolute() else root / path).resolve()
