@@ -1014,6 +1014,8 @@ class _HostileApi:
                 return
             if mode == "deep":
                 body = b"[" * 100000 + b"]" * 100000
+            elif path.startswith("/version") and mode == "bidi":  # a version that rewrites the terminal
+                body = json.dumps({"major": "1", "minor": "30", "gitVersion": BIDI_VERSION}).encode()
             elif path.startswith("/version"):
                 body = json.dumps({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}).encode()
             elif mode == "endless" and "limit=" in path:
@@ -1039,6 +1041,24 @@ class _HostileApi:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+BIDI_VERSION = "v1.30.0\u202e\u0000\u001b[2J\u001b]0;pwned\u0007"
+
+
+def test_what_a_hostile_api_server_says_is_printed_never_obeyed(repo, tmp_path):
+    """doctor printed the server's gitVersion as is: a right-to-left override, NUL and
+    escape sequences (clear the screen, set the window title) reached the terminal."""
+    api = _HostileApi("bidi")
+    try:
+        kc = _kubeconfig(tmp_path, api.url)
+        res = compose_subprocess(repo, "doctor", "dev-8b", "--kubeconfig", str(kc), "--timeout", "2", timeout=60)
+    finally:
+        api.close()
+    out = res.stdout + res.stderr
+    assert res.returncode in (0, 1), out
+    assert "v1.30.0\\u202e\\u0000\\u001b[2J" in out, out
+    assert not any(c in out for c in ("\u202e", "\x00", "\x1b", "\x07")), repr(out[:400])
 
 
 def _kubeconfig(tmp_path: Path, server: str, user: str = "{token: t}") -> Path:

@@ -119,6 +119,9 @@ def _print_report(report) -> None:
 
     from compose.cluster import doctor as lib
 
+    from compose.core.text import terminal_safe_all
+
+    report = terminal_safe_all(report)  # what the API server said is printed, never obeyed
     console = _console()
     style = {lib.OK: "green", lib.WARN: "yellow", lib.FAIL: "bold red"}
     lines = lib.render_text(report).splitlines()
@@ -166,6 +169,7 @@ def status(
     from compose.cluster import status as lib
     from compose.generate import overlay
 
+    from compose.core.text import terminal_safe_all
     from compose.generate.options import check_http_url
 
     _check_access(kubeconfig, context)
@@ -186,7 +190,7 @@ def status(
                 if watch and console.is_terminal:
                     console.clear()
                 for s in shown:
-                    lib.render(s, console)
+                    lib.render(terminal_safe_all(s), console)
                 if watch:
                     console.print(f"every {interval:g}s, {time.strftime('%H:%M:%S')}; Ctrl-C to stop", style="dim")
                 sys.stdout.flush()
