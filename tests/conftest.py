@@ -15,6 +15,12 @@ pytest_plugins = ["conftest_cluster", "ci_guard"]
 
 REPO = Path(__file__).resolve().parents[1]
 
+# pytest-xdist's workers inherit COLUMNS=80 / LINES=24 from execnet; a plain run has none,
+# and `compose doctor/status` size their tables from COLUMNS. Tests see the same page either way.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 
 def crd_dir() -> Path:
     return Path(os.environ.get("VLLM_COMPOSE_CRD_DIR") or REPO.parent / "shared" / "crds")
@@ -40,3 +46,13 @@ def kubectl() -> str:
         pytest.fail("kubectl not found on PATH: install kubectl >= 1.27 (kustomize v5 embedded)")
     return path
 
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """For `-n 2 --dist loadgroup` (pytest-xdist, the README's test command): every test that
+    needs the control plane runs on one worker, so one control plane starts per session;
+    every other file stays whole on one worker, so its module fixtures run once."""
+    for item in items:
+        group = "cluster" if item.get_closest_marker("cluster") else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
