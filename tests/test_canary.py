@@ -5,6 +5,7 @@ what the command said and the canary on its stable overlay's cache."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -183,6 +184,25 @@ def test_start_with_another_revision_gets_its_own_cache(repo, crds):
     assert {"name": "HF_REVISION", "value": "0" * 40} in ic["env"]
     inputs = overlay.load_plan_file(repo / "overlays" / CANARY)["inputs"]
     assert "shared_cache" not in inputs and inputs["revision"] == "0" * 40
+    assert check_all(repo, crds) == []
+
+
+def test_start_with_an_output_cap_caps_only_the_canary(repo, crds):
+    """--set max_output_tokens=N: the canary's vLLM runs with the server-wide cap (vLLM 0.33
+    --override-generation-config max_new_tokens), the stable one stays uncapped, and the
+    stable route's timeout (sized for the uncapped answer) still covers both."""
+    start(repo, sets=["max_output_tokens=1024"])
+
+    def vllm_args(name: str) -> list[str]:
+        dep = one(built(repo / "overlays" / name), "Deployment", f"{name}-vllm")
+        return next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm")["args"]
+
+    caps = [a for a in vllm_args(CANARY) if a.startswith("--override-generation-config")]
+    assert len(caps) == 1 and json.loads(caps[0].split("=", 1)[1]) == {"max_new_tokens": 1024}, caps
+    assert not [a for a in vllm_args(STABLE) if a.startswith("--override-generation-config")]
+    inputs = overlay.load_plan_file(repo / "overlays" / CANARY)["inputs"]
+    assert inputs["max_output_tokens"] == 1024
+    assert "max_output_tokens" not in overlay.load_plan_file(repo / "overlays" / STABLE)["inputs"]
     assert check_all(repo, crds) == []
 
 
