@@ -206,6 +206,27 @@ def test_start_with_an_output_cap_caps_only_the_canary(repo, crds):
     assert check_all(repo, crds) == []
 
 
+def test_a_canary_answering_longer_than_the_stable_route_allows_is_refused(tmp_path, crds):
+    """The stable overlay's route carries the canary's share: with the stable capped at 256
+    output tokens, a canary allowed 8192 would have its long answers cut off by the gateway,
+    so `canary start` refuses it (the check runs in staging) and `check --all` would too."""
+    root = routed_repo(tmp_path, dict(QWEN, gateway=GATEWAY, max_output_tokens=256), gitops_output=False)
+    before = tree(root)
+    with pytest.raises(Findings, match="fails `compose check`") as err:
+        start(root, sets=["max_output_tokens=8192"], validate=True)
+    assert any("shorter than the canary's longest answer" in str(f) for f in err.value.findings), err.value.findings
+    assert tree(root) == before
+    change = canary.plan_start(root, STABLE, weight=10, sets=["max_output_tokens=8192"])
+    canary.apply_change(root, change)  # written without the check, as a hand edit would
+    problems = check_all(root, crds)
+    assert any("shorter than the canary's longest answer" in p and "8192 tokens" in p for p in problems), problems
+    assert all("shorter than the canary" not in p for p in problems if CANARY + "-" in p)  # reported once, on the route
+    # a canary within the stable cap is fine
+    root2 = routed_repo(tmp_path / "ok", dict(QWEN, gateway=GATEWAY, max_output_tokens=256), gitops_output=False)
+    start(root2, sets=["max_output_tokens=128"], validate=True)
+    assert check_all(root2, crds) == []
+
+
 def test_start_on_an_inference_pool_gives_the_canary_its_own_pool(repo, crds):
     start(repo, OTHER, sets=["gpu_memory_utilization=0.85"], weight=25)
     canary_name = f"{OTHER}-canary"

@@ -148,6 +148,34 @@ def max_output_tokens(c: dict) -> tuple[int | None, str]:
     return None, "neither max_new_tokens nor --max-model-len"
 
 
+def short_route_timeouts(route: dict, cap: int) -> list[tuple[str, str, float, float]]:
+    """(field, value, longest answer in s, decode tokens/s) for each timeout of a generated
+    route that is shorter than an answer of `cap` tokens at the route's planned decode speed;
+    [] for a hand-written route (no planned speed to check against)."""
+    tps = _get(route, "metadata", "annotations", DECODE_SPEED_ANNOTATION)
+    try:
+        tps = float(tps) if tps is not None else None
+    except (TypeError, ValueError):
+        tps = None
+    if tps is None or tps <= 0:
+        return []
+    longest = 2 * cap / tps + PREFILL_ALLOWANCE_SECONDS
+    if route.get("kind") == "HTTPRoute":
+        timeouts = [(f"spec.rules[{r.get('name', i)}].timeouts.{k}", (r.get("timeouts") or {}).get(k))
+                    for i, r in enumerate(_get(route, "spec", "rules", default=[]) or []) for k in ("request", "backendRequest")]
+    else:
+        timeouts = [(f"spec.http[{h.get('name', i)}].timeout", h.get("timeout"))
+                    for i, h in enumerate(_get(route, "spec", "http", default=[]) or [])]
+    out = []
+    for field, value in timeouts:
+        secs = seconds(value)
+        if secs is None or secs == 0:  # unset: the implementation's own; 0s: none
+            continue
+        if secs < longest:
+            out.append((field, value, longest, tps))
+    return out
+
+
 @rule("route-timeout", "a route's timeout outlasts the longest answer the vLLM args allow at the planned decode speed")
 def _route_timeouts(b: Build) -> None:
     caps = [(max_output_tokens(c), where) for _d, _s, c, where in b.vllm_deployments()]
@@ -156,30 +184,12 @@ def _route_timeouts(b: Build) -> None:
         return
     cap, why = max(caps)
     for route in (d for d in b.docs if d.get("kind") in ("HTTPRoute", "VirtualService")):
-        tps = _get(route, "metadata", "annotations", DECODE_SPEED_ANNOTATION)
-        try:
-            tps = float(tps) if tps is not None else None
-        except (TypeError, ValueError):
-            tps = None
-        if tps is None or tps <= 0:
-            continue  # a hand-written route: no planned speed to check against
-        longest = 2 * cap / tps + PREFILL_ALLOWANCE_SECONDS
-        if route.get("kind") == "HTTPRoute":
-            timeouts = [(f"spec.rules[{r.get('name', i)}].timeouts.{k}", (r.get("timeouts") or {}).get(k))
-                        for i, r in enumerate(_get(route, "spec", "rules", default=[]) or []) for k in ("request", "backendRequest")]
-        else:
-            timeouts = [(f"spec.http[{h.get('name', i)}].timeout", h.get("timeout"))
-                        for i, h in enumerate(_get(route, "spec", "http", default=[]) or [])]
-        for field, value in timeouts:
-            secs = seconds(value)
-            if secs is None or secs == 0:  # unset: the implementation's own; 0s: none
-                continue
-            if secs < longest:
-                b.add(route, field, f"timeout {value} is shorter than the longest answer the vLLM args allow: "
-                      f"{longest:.0f} s = 2 x {cap} tokens ({why}) / {tps:g} tokens/s + {PREFILL_ALLOWANCE_SECONDS:g} s "
-                      "prefill; the gateway cuts such answers off mid-stream (504)",
-                      f"regenerate the overlay (compose regen) so the timeout follows --max-output-tokens or max-model-len, or set it to "
-                      f"at least {int(longest) + 1}s")
+        for field, value, longest, tps in short_route_timeouts(route, cap):
+            b.add(route, field, f"timeout {value} is shorter than the longest answer the vLLM args allow: "
+                  f"{longest:.0f} s = 2 x {cap} tokens ({why}) / {tps:g} tokens/s + {PREFILL_ALLOWANCE_SECONDS:g} s "
+                  "prefill; the gateway cuts such answers off mid-stream (504)",
+                  f"regenerate the overlay (compose regen) so the timeout follows --max-output-tokens or max-model-len, or set it to "
+                  f"at least {int(longest) + 1}s")
 
 
 def _vllm_pods(b: Build, selector: dict, ns: str | None) -> list[tuple[dict, dict]]:
@@ -316,6 +326,17 @@ def canary_consistency(repo: Path, directory: Path, docs: list[dict], source: st
     mine, theirs = vllm(docs), vllm(sdocs)
     if mine is None or theirs is None:
         return out
+    # The stable overlay's route carries the canary's share too: it must outlast the
+    # canary's longest answer, which a larger --max-output-tokens on the canary lengthens.
+    cap, why = max_output_tokens(mine[1])
+    if cap is not None:
+        for route in (d for d in sdocs if d.get("kind") in ("HTTPRoute", "VirtualService")):
+            for field, value, longest, tps in short_route_timeouts(route, cap):
+                add(obj_id(route), field, f"{stable}'s route timeout {value} is shorter than the canary's longest "
+                    f"answer: {longest:.0f} s = 2 x {cap} tokens ({why}) / {tps:g} tokens/s + "
+                    f"{PREFILL_ALLOWANCE_SECONDS:g} s prefill; the gateway would cut the canary's answers off",
+                    f"give the canary a max_output_tokens no larger than {stable}'s, or raise {stable}'s "
+                    "--max-output-tokens first (compose new-model ... --force)")
     names = [parse_vllm_args(x[1]).first("--served-model-name") for x in (mine, theirs)]
     if names[0] != names[1]:
         add(obj_id(mine[0]), "--served-model-name", f"the canary serves {names[0]!r}, {stable} serves {names[1]!r}",
