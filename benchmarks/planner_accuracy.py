@@ -135,8 +135,45 @@ QWEN3_14B = {
     "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936, "max_position_embeddings": 40960,
     "tie_word_embeddings": False, "torch_dtype": "bfloat16",
 }
+# RedHatAI's llm-compressor checkpoints: the catalog architecture plus the quantization_config
+# those repositories publish (compressed-tensors "int-quantized" W8A8: int8 weights with one
+# scale per output channel, int8 activations per token, lm_head left in bf16; "float-quantized"
+# FP8-dynamic the same in fp8). Reconstructed from the scheme, not copied: each log's "Model
+# loading took" figure is the check (matched to 0.06 GiB or better).
+W8A8_INT8 = {
+    "quant_method": "compressed-tensors", "format": "int-quantized", "ignore": ["lm_head"],
+    "config_groups": {"group_0": {
+        "targets": ["Linear"],
+        "weights": {"num_bits": 8, "type": "int", "strategy": "channel", "dynamic": False, "symmetric": True},
+        "input_activations": {"num_bits": 8, "type": "int", "strategy": "token", "dynamic": True, "symmetric": True},
+    }},
+}
+FP8_DYNAMIC = {
+    "quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],
+    "config_groups": {"group_0": {
+        "targets": ["Linear"],
+        "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "dynamic": False, "symmetric": True},
+        "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": True, "symmetric": True},
+    }},
+}
+# The w4a16 run loads with GPTQMarlinLinearMethod, so its checkpoint is GPTQ-format: 4-bit, groups of 128.
+GPTQ_4BIT_G128 = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
+
+
+def _quantized(slug: str, quantization_config: dict) -> dict:
+    cfg = catalog.config_for(slug)
+    cfg["quantization_config"] = quantization_config
+    return cfg
+
+
 CONFIGS = {"kimi-k2-thinking": KIMI_K2, "gemma-3-4b": GEMMA3_4B, "gemma-3-12b": GEMMA3_12B,
-           "deepseek-v2-lite": DEEPSEEK_V2_LITE, "qwen3-14b": QWEN3_14B}
+           "deepseek-v2-lite": DEEPSEEK_V2_LITE, "qwen3-14b": QWEN3_14B,
+           "llama-3.1-8b-w8a8": _quantized("llama-3.1-8b", W8A8_INT8),
+           "llama-3.1-8b-w4a16": _quantized("llama-3.1-8b", GPTQ_4BIT_G128),
+           "qwen2.5-7b-w8a8": _quantized("qwen2.5-7b", W8A8_INT8),
+           "qwen2.5-7b-fp8-dynamic": _quantized("qwen2.5-7b", FP8_DYNAMIC),
+           "llama-3.3-70b-w8a8": _quantized("llama-3.1-70b", W8A8_INT8),
+           "mistral-small-3.1-24b-w8a8": _quantized("mistral-small-3.1-24b", W8A8_INT8)}
 
 
 @dataclass(frozen=True)
@@ -296,6 +333,46 @@ CASES = [
            ("weights memory: 67.8GiB; torch peak memory increase: 2.29GiB; non-torch forward increase memory: 2.09GiB; "
             "Available KV cache memory: 3.04 GiB; GPU KV cache size: 19,920 tokens")),
       )],
+    # Checked: the checkpoint quantization schemes of issue 13 (compressed-tensors W8A8 INT8 and FP8-dynamic,
+    # GPTQ 4-bit) on pre-issue-13 architectures, and Kimi-Dev-72B (a Qwen2.5-72B fine-tune: the same
+    # architecture, 67.82 vs 67.8 GiB of weights) at TP2 and TP4.
+    *[Case(model, tp, 8192, kv, True, LLMD_PLANNER_LOGS + log, quote, vllm_version="0.19.0", utilization=0.95,
+           logged_tokens=tokens, note=note)
+      for model, tp, kv, tokens, log, quote, note in (
+          ("llama-3.1-8b-w8a8", 1, 64.6, 529200, "w8a8-redhatai-llam--h100-80gb--tp1pp1dp1--8192-dtf16.log",
+           ("RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8, --dtype float16; Selected CutlassInt8ScaledMMLinearKernel "
+            "for CompressedTensorsW8A8Int8; Model loading took 8.49 GiB memory; torch peak memory increase: 1.89GiB; "
+            "non-torch forward increase memory: 0.25GiB; Available KV cache memory: 64.6 GiB; GPU KV cache size: "
+            "529,200 tokens"), "config: W8A8_INT8 on the catalog's Llama-3.1-8B; float16 has bfloat16's 2 bytes"),
+          ("llama-3.1-8b-w4a16", 1, 67.71, 554704, "w4a16-redhatai-lla--h100-80gb--tp1pp1dp1--8192-dtf16.log",
+           ("RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16, --dtype float16; Using MacheteLinearKernel for "
+            "GPTQMarlinLinearMethod; Model loading took 5.38 GiB memory; torch peak memory increase: 1.89GiB; non-torch "
+            "forward increase memory: 0.25GiB; Available KV cache memory: 67.71 GiB; GPU KV cache size: 554,704 tokens"),
+           "config: GPTQ_4BIT_G128 on the catalog's Llama-3.1-8B (desc_act assumed off)"),
+          ("qwen2.5-7b-w8a8", 1, 64.64, 1210272, "w8a8-redhatai-qwen2-5-7b--h100-80gb--tp1pp1dp1--8192.log",
+           ("RedHatAI/Qwen2.5-7B-Instruct-quantized.w8a8; Selected CutlassInt8ScaledMMLinearKernel for "
+            "CompressedTensorsW8A8Int8; Model loading took 8.14 GiB memory; torch peak memory increase: 2.21GiB; "
+            "non-torch forward increase memory: 0.25GiB; Available KV cache memory: 64.64 GiB; GPU KV cache size: "
+            "1,210,272 tokens"), "config: W8A8_INT8 on the catalog's Qwen2.5-7B"),
+          ("qwen2.5-7b-fp8-dynamic", 1, 64.64, 1210304, "fp8dyn-redhatai-qwen2-5---h100-80gb--tp1pp1dp1--8192.log",
+           ("RedHatAI/Qwen2.5-7B-Instruct-fp8-dynamic; Selected CutlassFP8ScaledMMLinearKernel for "
+            "CompressedTensorsW8A8Fp8; Model loading took 8.14 GiB memory; torch peak memory increase: 2.21GiB; "
+            "non-torch forward increase memory: 0.24GiB; Available KV cache memory: 64.64 GiB; GPU KV cache size: "
+            "1,210,304 tokens"), "config: FP8_DYNAMIC on the catalog's Qwen2.5-7B"),
+          ("llama-3.3-70b-w8a8", 2, 37.28, 244304, "redhatai-llama-3-3-70b-i--h100-80gb--tp2pp1dp1--8192.log",
+           ("redhatai/Llama-3.3-70B-Instruct-quantized.w8a8, TP2; Selected CutlassInt8ScaledMMLinearKernel for "
+            "CompressedTensorsW8A8Int8; Model loading took 33.88 GiB memory; torch peak memory increase: 1.96GiB; "
+            "non-torch forward increase memory: 2.11GiB; Available KV cache memory: 37.28 GiB; GPU KV cache size: "
+            "244,304 tokens"), "config: W8A8_INT8 on the catalog's Llama-3.1-70B (Llama 3.3 70B has its architecture)"),
+          ("qwen2.5-72b", 2, 3.02, 19776, "moonshotai-kimi-dev-72b--h100-80gb--tp2pp1dp1--8192.log",
+           ("moonshotai/Kimi-Dev-72B, TP2; Model loading took 67.82 GiB memory; torch peak memory increase: 2.29GiB; "
+            "non-torch forward increase memory: 2.09GiB; Available KV cache memory: 3.02 GiB; GPU KV cache size: "
+            "19,776 tokens"), "Kimi-Dev-72B, planned as the catalog's Qwen2.5-72B (its base model)"),
+          ("qwen2.5-72b", 4, 36.72, 481296, "moonshotai-kimi-dev-72b--h100-80gb--tp4pp1dp1--8192.log",
+           ("moonshotai/Kimi-Dev-72B, TP4; Model loading took 34.01 GiB memory; torch peak memory increase: 2.29GiB; "
+            "non-torch forward increase memory: 2.21GiB; Available KV cache memory: 36.72 GiB; GPU KV cache size: "
+            "481,296 tokens"), "Kimi-Dev-72B, planned as the catalog's Qwen2.5-72B (its base model)"),
+      )],
     # --kv-cache-dtype fp8 (same weights and activation, half the bytes per token)
     *[Case(model, 1, 8192, kv, True, LLMD_PLANNER_LOGS + log, quote, vllm_version="0.19.0", utilization=0.95,
            logged_tokens=tokens, env={"kv_cache_dtype": "fp8"})
@@ -339,6 +416,20 @@ CASES = [
          "2.03GiB; non-torch forward increase memory: 0.25GiB; Available KV cache memory: 28.19 GiB; GPU KV cache size: "
          "184,752 tokens", vllm_version="0.19.0", utilization=0.95, logged_tokens=184752,
          family="Mistral Small 3.x (vision)", note="HF-format checkpoint (no --config-format mistral)"),
+    *[Case("mistral-small-3.1-24b-w8a8", tp, 8192, kv, True, LLMD_PLANNER_LOGS + log, quote, vllm_version="0.19.0",
+           utilization=0.95, logged_tokens=tokens, family="Mistral Small 3.x (vision)",
+           note="config: W8A8_INT8 on the catalog's Mistral Small 3.1 (the Pixtral tower stays bf16)")
+      for tp, kv, tokens, log, quote in (
+          (1, 48.73, 319344, "w8a8-mistral-small-24b--h100-80gb--tp1pp1dp1--8192.log",
+           ("RedHatAI/Mistral-Small-3.1-24B-Instruct-2503-quantized.w8a8; Selected CutlassInt8ScaledMMLinearKernel for "
+            "CompressedTensorsW8A8Int8; Model loading took 24.07 GiB memory; torch peak memory increase: 2.18GiB; "
+            "non-torch forward increase memory: 0.26GiB; Available KV cache memory: 48.73 GiB; GPU KV cache size: "
+            "319,344 tokens")),
+          (2, 59.02, 773584, "w8a8-mistral-small-24b--h100-80gb--tp2pp1dp1--8192.log",
+           ("RedHatAI/Mistral-Small-3.1-24B-Instruct-2503-quantized.w8a8, TP2; Model loading took 12.11 GiB memory; "
+            "torch peak memory increase: 2.03GiB; non-torch forward increase memory: 2.07GiB; Available KV cache "
+            "memory: 59.02 GiB; GPU KV cache size: 773,584 tokens")),
+      )],
     Case("llama-4-scout", 4, 8192, 16.75, True,
          LLMD_PLANNER_LOGS + "meta-llama-llama-4-scout--h100-80gb--tp4pp1dp1--8192.log",
          "Model loading took 53.12 GiB memory; ChunkedLocalAttention_8192; Encoder cache ... profiled with 3 image items; "

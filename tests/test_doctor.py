@@ -318,7 +318,7 @@ def _seed_failures(cp, extra: list[str]) -> None:
         secret(cp, "prod-70b", {"hf_token": SECRET_VALUE})
         _, _, checks = doctor(cp, "prod-70b")
         assert checks["storage-class"]["status"] == "ok", checks["storage-class"]
-        assert checks["hf-token"]["status"] == "fail" and "not 'token'" in checks["hf-token"]["saw"]
+        assert checks["hf-token"]["status"] == "fail" and "not 'token'" in checks["hf-token"]["saw"], checks["hf-token"]
         secret(cp, "prod-70b", {"token": SECRET_VALUE})
         install(cp, "keda", "prometheus-operator", "karpenter")
         prometheus_service(cp, endpoints=False)

@@ -1018,6 +1018,10 @@ class _HostileApi:
                 body = json.dumps({"major": "1", "minor": "30", "gitVersion": BIDI_VERSION}).encode()
             elif path.startswith("/version"):
                 body = json.dumps({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}).encode()
+            elif mode == "malformed" and "limit=" in path:  # items a real API server never sends
+                body = json.dumps({"items": MALFORMED_ITEMS}).encode()
+            elif mode == "malformed":
+                body = json.dumps({"apiVersion": "v1", "kind": "X", "metadata": "x", "spec": [], "status": "y"}).encode()
             elif mode == "endless" and "limit=" in path:
                 body = json.dumps({"items": [], "metadata": {"continue": "again"}}).encode()
             else:
@@ -1044,6 +1048,13 @@ class _HostileApi:
 
 
 BIDI_VERSION = "v1.30.0\u202e\u0000\u001b[2J\u001b]0;pwned\u0007"
+MALFORMED_ITEMS = [
+    {"kind": "Pod"},                                                    # no metadata at all
+    {"metadata": [], "spec": "s", "status": 1},                         # metadata a list
+    {"metadata": {"name": 5, "labels": ["a"], "annotations": "b"}},     # name a number, labels a list
+    {"metadata": {"name": "ok", "namespace": 7, "labels": {"a": 1}}, "spec": {"containers": "c"},
+     "status": {"conditions": "Ready", "containerStatuses": [1, None]}},
+]
 
 
 def test_what_a_hostile_api_server_says_is_printed_never_obeyed(repo, tmp_path):
@@ -1074,6 +1085,7 @@ def _kubeconfig(tmp_path: Path, server: str, user: str = "{token: t}") -> Path:
     ("deep", 1, "not JSON"),                      # RecursionError: exit 3, "internal error"
     ("endless", 0, "the list never ends"),        # the same continue token forever: a hang
     ("array", 0, "not an object"),                # [1, 2, 3] where an object belongs
+    ("malformed", 0, "malformed"),                # objects without metadata, labels as lists: exit 3
 ])
 def test_doctor_against_a_hostile_api_server_is_bounded(repo, tmp_path, mode, code, needle):
     api = _HostileApi(mode)
@@ -1139,6 +1151,51 @@ def test_status_against_a_hostile_prometheus_is_bounded(repo, tmp_path, mode, ne
         api.close()
     assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
     assert needle in res.stdout, res.stdout
+
+
+def test_status_against_an_api_server_that_answers_malformed_objects_is_one_finding(repo, tmp_path):
+    """A pod without metadata, labels as a list, conditions as a string: `status` died with
+    AttributeError (exit 3, "internal error"). Every answer is now held to the JSON types of
+    the kubernetes client's models before a check reads it (kube.malformed)."""
+    api = _HostileApi("malformed")
+    try:
+        kc = _kubeconfig(tmp_path, api.url)
+        res = cli("status", "dev-8b", "--kubeconfig", str(kc), "--timeout", "1", repo=repo)
+    finally:
+        api.close()
+    assert "Traceback" not in res.output and "internal error" not in res.output, res.output
+    assert res.exit_code in (0, 1) and "malformed object" in res.output, res.output
+
+
+@pytest.mark.parametrize("doc, path, problem", [
+    ({"items": [{"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]},
+                 "status": {"conditions": [{"type": "Ready", "status": "True"}]}}]}, "/api/v1/pods", None),
+    ({"items": [{"metadata": {"name": "p"}, "status": {"conditions": "Ready"}}]}, "/api/v1/pods",
+     "items[0].status.conditions is not a list"),
+    ({"items": [{"metadata": {"name": "n", "labels": ["x"]}}]}, "/api/v1/nodes", "items[0].metadata.labels is not an object"),
+    ({"items": [{"metadata": {"name": "n"}, "status": {"allocatable": {"nvidia.com/gpu": 8}}}]}, "/api/v1/nodes",
+     "items[0].status.allocatable.nvidia.com/gpu is not a string"),
+    ({"metadata": {"name": "s"}, "data": {"token": "aGY="}}, "/api/v1/namespaces/x/secrets/s", None),
+    ({"metadata": {"name": 5}}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s", "metadata.name is not a string"),
+    ({"metadata": {"name": "s"}, "spec": "anything"}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s", None),
+    ({"spec": {"containers": [{"restartCount": True}]}}, "/api/v1/namespaces/x/pods/p", None),
+    ({"status": {"containerStatuses": [{"restartCount": True}]}}, "/api/v1/namespaces/x/pods/p",
+     "status.containerStatuses[0].restartCount is not an integer"),
+])
+def test_malformed_holds_answers_to_the_kubernetes_json_types(doc, path, problem):
+    from compose.cluster import kube
+
+    assert kube.malformed(doc, path) == problem
+
+
+def test_malformed_walks_a_deep_answer_without_recursion():
+    from compose.cluster import kube
+
+    deep: object = "leaf"
+    for _ in range(50_000):
+        deep = [deep]
+    assert kube.malformed({"metadata": {"name": "x", "finalizers": deep}}, "/api/v1/namespaces/x") == (
+        "metadata.finalizers[0] is not a string")
 
 
 @pytest.mark.parametrize("kind", ["file", "link"])

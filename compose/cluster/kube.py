@@ -11,7 +11,10 @@ is what the scheduling filters in `scheduling.py` read.
 Errors: a cluster that does not answer (refused, timeout, TLS, 401) raises
 `ClusterUnreachable` (exit 2 at the CLI edge); an error status on one read raises
 `NotFound` (404), `Forbidden` (403) or `ClusterApiError`, which the checks turn
-into findings.
+into findings. An answer that breaks the JSON types of the kubernetes client's
+model of the resource (a pod without metadata, labels as a list, conditions as a
+string) is a `ClusterApiError` too (`malformed()`), so no check ever reads a field
+of the wrong type.
 
 The `kubernetes` package is an optional extra (`pip install 'vllm-compose[cluster]'`);
 it is imported here, inside `connect()`, and nowhere else, so the offline commands
@@ -49,6 +52,87 @@ IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 INSTALL_HINT = "the Kubernetes client is not installed: pip install 'vllm-compose[cluster]' (or pip install kubernetes)"
 
 
+# Built-in resources by the collection name in a request path, and the kubernetes client's
+# model of each: its `openapi_types` are the JSON types the API server gives every field.
+_MODELS = {
+    "pods": "V1Pod", "nodes": "V1Node", "namespaces": "V1Namespace", "events": "CoreV1Event",
+    "persistentvolumeclaims": "V1PersistentVolumeClaim", "persistentvolumes": "V1PersistentVolume",
+    "secrets": "V1Secret", "services": "V1Service", "configmaps": "V1ConfigMap",
+    "storageclasses": "V1StorageClass", "runtimeclasses": "V1RuntimeClass", "daemonsets": "V1DaemonSet",
+    "deployments": "V1Deployment", "replicasets": "V1ReplicaSet", "poddisruptionbudgets": "V1PodDisruptionBudget",
+    "networkpolicies": "V1NetworkPolicy", "customresourcedefinitions": "V1CustomResourceDefinition",
+}
+_NOT_WALKED = frozenset({"V1CustomResourceValidation", "V1ManagedFieldsEntry"})  # large, and never read
+_MAX_VALUES = 5_000_000  # JSON values walked in one answer (128 MiB holds fewer)
+_PRIMITIVES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "datetime": (str,),
+               "date": (str,), "bytes": (str,)}  # bytes travel base64-encoded
+
+
+def _model_for(path: str) -> str | None:
+    """The client model of the objects at a request path (/api/v1/namespaces/x/pods -> V1Pod)."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
+    if len(rest) > 2 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return None
+    if rest[0] == "events" and parts[1:2] == ["events.k8s.io"]:
+        return "EventsV1Event"
+    return _MODELS.get(rest[0])
+
+
+def malformed(doc: dict, path: str = "") -> str | None:
+    """The first place where `doc` breaks the JSON types Kubernetes gives its fields, or None.
+
+    A list's items and a single object are checked against the client's model of the
+    resource at `path` (built-in kinds), or only their metadata (custom resources); a
+    real API server never fails this, a broken or hostile one gets one finding line
+    instead of an AttributeError deep inside a check. Iterative: an answer nested as
+    deep as json.loads allows cannot overflow the stack."""
+    import kubernetes.client as models
+
+    model = _model_for(path) or "_Custom"
+    stack: list[tuple[str, Any, str]] = (
+        [("items", doc["items"], f"List[{model}]")] if "items" in doc else [("", doc, model)])
+    walked = 0
+    while stack:
+        where, value, typ = stack.pop()
+        walked += 1
+        if walked > _MAX_VALUES:
+            return "more values than an API answer holds"
+        if value is None or typ == "object" or typ in _NOT_WALKED:
+            continue
+        if typ in _PRIMITIVES:
+            if not isinstance(value, _PRIMITIVES[typ]) or (typ != "bool" and isinstance(value, bool)):
+                what = "a string" if _PRIMITIVES[typ] == (str,) else "an integer" if typ == "int" else f"a {typ}"
+                return f"{where} is not {what}"
+            continue
+        if typ[:5] in ("List[", "list["):
+            if not isinstance(value, list):
+                return f"{where} is not a list"
+            stack.extend((f"{where}[{i}]", v, typ[5:-1]) for i, v in enumerate(value))
+            continue
+        if typ[:5] in ("Dict[", "dict("):
+            if not isinstance(value, dict):
+                return f"{where} is not an object"
+            inner = typ[typ.index(",") + 1:-1].strip()
+            stack.extend((f"{where}.{k}", v, inner) for k, v in value.items())
+            continue
+        cls = None if typ == "_Custom" else getattr(models, typ, None)
+        if cls is None and typ != "_Custom":
+            continue  # a type this client does not model: nothing to hold it to
+        if not isinstance(value, dict):
+            return f"{where or 'the answer'} is not an object"
+        if cls is None:  # a custom resource: its metadata is standard, the rest is its own
+            stack.append((f"{where}.metadata".lstrip("."), value.get("metadata"), "V1ObjectMeta"))
+            continue
+        json_names = {v: k for k, v in cls.attribute_map.items()}
+        for key, v in value.items():
+            if key in json_names:
+                stack.append((f"{where}.{key}".lstrip("."), v, cls.openapi_types[json_names[key]]))
+    return None
+
+
 @dataclass(frozen=True)
 class Connection:
     """Where the requests go, for the report header."""
@@ -79,6 +163,9 @@ class Cluster:
             raise ClusterApiError(f"GET {path}: the API server answered something that is not JSON", 200, path) from None
         if not isinstance(doc, dict):
             raise ClusterApiError(f"GET {path}: the API server answered JSON that is not an object", 200, path)
+        problem = malformed(doc, path)
+        if problem:
+            raise ClusterApiError(f"GET {path}: the API server answered a malformed object ({problem})", 200, path)
         return doc
 
     def find(self, path: str, **query: Any) -> dict | None:
@@ -97,7 +184,11 @@ class Cluster:
         for _ in range(MAX_PAGES):
             page = self.get(path, limit=PAGE_SIZE, **query, **({"continue": token} if token else {}))
             items = page.get("items") or []
-            yield from (i for i in (items if isinstance(items, list) else []) if isinstance(i, dict))
+            for item in items:  # malformed() has checked that `items` is a list of objects
+                if not isinstance((item.get("metadata") or {}).get("name"), str):
+                    raise ClusterApiError(f"GET {path}: the API server answered a malformed object (an item "
+                                          "without metadata.name)", 200, path)
+                yield item
             meta = page.get("metadata")
             token = meta.get("continue") if isinstance(meta, dict) else None
             if not token:
