@@ -1,6 +1,6 @@
 """`python -m compose` runs the CLI."""
 
-from compose.cli import main
+from compose.entry import main
 
 if __name__ == "__main__":
     main()

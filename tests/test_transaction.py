@@ -366,3 +366,33 @@ def test_sigterm_while_applying_lets_the_change_finish(baselines, tmp_path):
                              env={transaction.FAULT_ENV: "applying:2", transaction.FAULT_ACTION_ENV: "term"})
     assert res.returncode == 130 and "applied completely" in res.stderr, res.stderr
     assert _assert_consistent(root, old, new, new_status) == "new"
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for `signum` (/proc/PID/status SigCgt)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_cli_is_still_importing_is_one_line(repo, signum):
+    """A SIGTERM in the first few hundred milliseconds (typer and the command modules still
+    importing) ended `compose` silently with 143, and Ctrl-C printed a KeyboardInterrupt
+    traceback. compose.entry takes both before anything is imported: one line, exit 130."""
+    before = snapshot(repo)
+    proc = subprocess.Popen([sys.executable, "-m", "compose", "regen", "--all"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not _catches(proc.pid, signal.SIGTERM) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert "interrupted (before the command started" in err, err  # it did land while importing
+    assert snapshot(repo) == before
