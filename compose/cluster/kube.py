@@ -23,6 +23,7 @@ never load it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -62,7 +63,8 @@ _MODELS = {
     "deployments": "V1Deployment", "replicasets": "V1ReplicaSet", "poddisruptionbudgets": "V1PodDisruptionBudget",
     "networkpolicies": "V1NetworkPolicy", "customresourcedefinitions": "V1CustomResourceDefinition",
 }
-_NOT_WALKED = frozenset({"V1CustomResourceValidation", "V1ManagedFieldsEntry"})  # large, and never read
+# Large and never read: CRD schemas, managedFields, a node's list of cached images.
+_NOT_WALKED = frozenset({"V1CustomResourceValidation", "V1ManagedFieldsEntry", "V1ContainerImage"})
 _MAX_VALUES = 5_000_000  # JSON values walked in one answer (128 MiB holds fewer)
 _PRIMITIVES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "datetime": (str,),
                "date": (str,), "bytes": (str,)}  # bytes travel base64-encoded
@@ -79,6 +81,12 @@ def _model_for(path: str) -> str | None:
     if rest[0] == "events" and parts[1:2] == ["events.k8s.io"]:
         return "EventsV1Event"
     return _MODELS.get(rest[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _json_fields(cls: type) -> dict[str, str]:
+    """A client model's fields by their JSON name, with the type each holds."""
+    return {json_name: cls.openapi_types[attr] for attr, json_name in cls.attribute_map.items()}
 
 
 def malformed(doc: dict, path: str = "") -> str | None:
@@ -126,10 +134,10 @@ def malformed(doc: dict, path: str = "") -> str | None:
         if cls is None:  # a custom resource: its metadata is standard, the rest is its own
             stack.append((f"{where}.metadata".lstrip("."), value.get("metadata"), "V1ObjectMeta"))
             continue
-        json_names = {v: k for k, v in cls.attribute_map.items()}
+        fields = _json_fields(cls)
         for key, v in value.items():
-            if key in json_names:
-                stack.append((f"{where}.{key}".lstrip("."), v, cls.openapi_types[json_names[key]]))
+            if key in fields:
+                stack.append((f"{where}.{key}" if where else key, v, fields[key]))
     return None
 
 
