@@ -46,6 +46,8 @@ from conftest_cluster import (
 )
 
 SMALL_MODEL = "qwen3-0.6b"  # fits every catalog GPU at TP 1 with its full context
+STAGING_ON = (("eks", "h200"), ("gke", "h200"), ("aks", "a100-40gb"))  # 8-GPU nodes: room beside prod
+MULTI_GPU_ON = (("eks", "h200"), ("gke", "h100-80gb"), ("aks", "h100-80gb"))  # llama-3.1-70b: TP 2, 4, 4
 VLLM = "app.kubernetes.io/name=vllm"
 MANAGED = ("eks", "gke", "aks")
 
@@ -160,6 +162,13 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
         opts = overlay.Options(model=SMALL_MODEL, env="dev", cloud="k3s", gpu=gpu.name, monitoring=False,
                                name=f"k3s-{gpu.name}")
         wanted[f"dev-k3s-{gpu.name}"] = (opts, "k3s", gpu.name, False)
+    # A staging overlay per managed cloud (monitoring and the default network policy on), and a
+    # prod overlay per cloud whose model needs more than one GPU per replica (the committed
+    # prod-70b is EKS's TP4; these are EKS TP2 on H200, GKE and AKS TP4 on H100).
+    for (cloud, gpu), model, env, name in (*((cg, SMALL_MODEL, "staging", f"{cg[0]}-{cg[1]}") for cg in STAGING_ON),
+                                           *((cg, "llama-3.1-70b", "prod", f"tp-{cg[0]}-{cg[1]}") for cg in MULTI_GPU_ON)):
+        opts = overlay.Options(model=model, env=env, cloud=cloud, gpu=gpu, monitoring=True, name=name)
+        wanted[names.overlay_name(env, name)] = (opts, cloud, gpu, False)
     # The issue's command, and what it planned before issue 10 (TP 2 on a one-L4 box).
     wanted["dev-llama-3-1-8b"] = (overlay.Options(model="llama-3.1-8b", env="dev", cloud="k3s", gpu="l4"), "k3s", "l4", False)
     wanted["dev-8b-two-gpus"] = (overlay.Options(model="llama-3.1-8b", env="dev", cloud="k3s", gpu="l4",
@@ -181,6 +190,10 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
     for r in out.values():
         assert ("PriorityClass" in r.kinds()) == r.spot, r.name  # each spot overlay got its own class
     return out
+
+
+def staging_and_multi_gpu(rendered: dict[str, Rendered]) -> list[Rendered]:
+    return [r for r in rendered.values() if r.name.startswith(("staging-", "prod-tp-"))]
 
 
 def combos(rendered: dict[str, Rendered], cloud: str | None = None) -> list[Rendered]:
@@ -278,12 +291,20 @@ def test_the_node_library_covers_every_combination_the_composer_offers():
 
 
 def test_every_overlay_lands_on_its_cloud_gpu_and_capacity(control_plane, cluster_crds, rendered):
-    """All cloud overlays at once (38 combinations plus prod-70b) over one node set
+    """All cloud overlays at once (every cloud x GPU x capacity type, a staging and a
+    multi-GPU prod overlay per cloud, plus prod-70b) over one node set
     that mixes every cloud's on-demand and spot nodes of every GPU, two zones each:
     every pod lands on its own cloud, GPU and capacity type, a prod minimum of two on
     two nodes in two zones, and nothing on the decoys."""
     cp = control_plane
-    overlays = combos(rendered) + [renamed(rendered["prod-70b"], "all")]
+    extra = staging_and_multi_gpu(rendered)
+    assert len(extra) == len(STAGING_ON) + len(MULTI_GPU_ON)
+    for r in extra:  # what they are meant to cover: a staging minimum of one, more than one GPU a pod
+        gpus = r.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+        tp = int(next(v for k, v in gpus.items() if k.endswith("/gpu")))
+        assert (r.min_replicas, tp > 1) == ((1, False) if r.name.startswith("staging-") else (2, True)), (r.name, tp)
+        assert "NetworkPolicy" in r.kinds() and "PodMonitor" in r.kinds(), r.name
+    overlays = combos(rendered) + extra + [renamed(rendered["prod-70b"], "all")]
     shapes = [fn.in_zone(s, z) for pair in SHAPES.values() for s in pair for z in (0, 1)]
     shapes += [s for extra in EXTRA_ON_DEMAND.values() for s in extra] + list(DECOYS)
     started = time.monotonic()
