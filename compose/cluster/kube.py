@@ -76,7 +76,7 @@ def _model_for(path: str) -> str | None:
     rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
     if len(rest) > 2 and rest[0] == "namespaces":
         rest = rest[2:]
-    if not rest:
+    if not rest or len(rest) > 2:  # not a collection or an object (discovery, a subresource)
         return None
     if rest[0] == "events" and parts[1:2] == ["events.k8s.io"]:
         return "EventsV1Event"
