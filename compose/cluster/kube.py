@@ -192,8 +192,8 @@ class Cluster:
         for _ in range(MAX_PAGES):
             page = self.get(path, limit=PAGE_SIZE, **query, **({"continue": token} if token else {}))
             items = page.get("items") or []
-            for item in items:  # malformed() has checked that `items` is a list of objects
-                if not isinstance((item.get("metadata") or {}).get("name"), str):
+            for item in items:  # malformed() has checked the types a client model knows
+                if not isinstance(item, dict) or not isinstance((item.get("metadata") or {}).get("name"), str):
                     raise ClusterApiError(f"GET {path}: the API server answered a malformed object (an item "
                                           "without metadata.name)", 200, path)
                 yield item
