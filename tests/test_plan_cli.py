@@ -72,6 +72,11 @@ def test_not_fitting_json_prints_the_plan_and_exits_2():
         (("plan", "llama-3.1-8b", "--gpu", "l4", "--output-tokens", "0"), "--output-tokens"),
         (("plan", "llama-3.1-8b"), "--gpu"),
         (("plan", "./missing/config.json", "--gpu", "l4"), "no such file"),
+        # the way out when the expert-parallel choice is what rules the size out
+        (("plan", "qwen3-235b-a22b-fp8", "--gpu", "h100-80gb", "-tp", "8", "--no-expert-parallel"),
+         "without expert parallelism: [1, 2, 4]; TP 8 works with --enable-expert-parallel"),
+        (("plan", "llama-3.1-8b", "--gpu", "h100-80gb", "-tp", "2", "--enable-expert-parallel"),
+         "expert parallelism needs a mixture-of-experts model; valid sizes on one node: [1, 2, 4, 8]"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, needle):

@@ -1025,8 +1025,13 @@ def _size_explicit(ctx: _Context, tp: int) -> _Sizing:
         problem = tp_problem(ctx.arch, tp, ep=bool(ctx.req.enable_expert_parallel))
         if ctx.req.enable_expert_parallel and not ctx.arch.is_moe:
             problem = "expert parallelism needs a mixture-of-experts model"
-        valid = valid_tp_sizes(ctx.arch, ctx.gpus_per_node)
-        raise InvalidInput(f"--tensor-parallel-size {tp}: {problem}; valid sizes on one node: {valid}")
+        chosen = ctx.req.enable_expert_parallel if ctx.arch.is_moe else None
+        valid = [t for t in range(1, ctx.gpus_per_node + 1) if _parallelism(ctx.arch, t, chosen) is not None]
+        other = "--no-expert-parallel" if chosen else "--enable-expert-parallel"
+        flip = (f"; TP {tp} works with {other}" if chosen is not None and ctx.arch.is_moe
+                and _parallelism(ctx.arch, tp, not chosen) is not None else "")
+        setting = "" if chosen is None else (" with expert parallelism" if chosen else " without expert parallelism")
+        raise InvalidInput(f"--tensor-parallel-size {tp}: {problem}; valid sizes on one node{setting}: {valid}{flip}")
     return _size(ctx, tp, ep)
 
 
