@@ -1177,7 +1177,13 @@ def test_status_against_an_api_server_that_answers_malformed_objects_is_one_find
      "items[0].status.allocatable.nvidia.com/gpu is not a string"),
     ({"metadata": {"name": "s"}, "data": {"token": "aGY="}}, "/api/v1/namespaces/x/secrets/s", None),
     ({"metadata": {"name": 5}}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s", "metadata.name is not a string"),
-    ({"metadata": {"name": "s"}, "spec": "anything"}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s", None),
+    ({"metadata": {"name": "s"}, "spec": {"anything": [1, "x"]}}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s",
+     None),  # a custom resource's spec is its own
+    ({"metadata": {"name": "s"}, "spec": "x"}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s",
+     "spec is not an object"),  # ... but an object, by API convention
+    ({"metadata": {"name": "s"}, "status": {"conditions": [{"type": "Ready", "status": True}]}},
+     "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s", "status.conditions[0].status is not a string"),
+    ({"resources": [{"name": 0}]}, "/apis/keda.sh/v1alpha1", "resources[0].name is not a string"),  # discovery
     ({"spec": {"containers": [{"restartCount": True}]}}, "/api/v1/namespaces/x/pods/p", None),
     ({"status": {"containerStatuses": [{"restartCount": True}]}}, "/api/v1/namespaces/x/pods/p",
      "status.containerStatuses[0].restartCount is not an integer"),

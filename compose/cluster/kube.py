@@ -73,6 +73,11 @@ _PRIMITIVES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (boo
 def _model_for(path: str) -> str | None:
     """The client model of the objects at a request path (/api/v1/namespaces/x/pods -> V1Pod)."""
     parts = [p for p in path.split("?")[0].split("/") if p]
+    discovery = {("version",): "VersionInfo", ("api",): "V1APIVersions", ("apis",): "V1APIGroupList"}
+    if tuple(parts) in discovery:
+        return discovery[tuple(parts)]
+    if parts[:1] == ["api"] and len(parts) == 2 or parts[:1] == ["apis"] and len(parts) == 3:
+        return "V1APIResourceList"  # /api/v1, /apis/<group>/<version>
     rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
     if len(rest) > 2 and rest[0] == "namespaces":
         rest = rest[2:]
@@ -131,8 +136,14 @@ def malformed(doc: dict, path: str = "") -> str | None:
             continue  # a type this client does not model: nothing to hold it to
         if not isinstance(value, dict):
             return f"{where or 'the answer'} is not an object"
-        if cls is None:  # a custom resource: its metadata is standard, the rest is its own
-            stack.append((f"{where}.metadata".lstrip("."), value.get("metadata"), "V1ObjectMeta"))
+        if cls is None:  # a custom resource: standard metadata; spec, status and conditions by API convention
+            prefix = f"{where}." if where else ""
+            stack.append((f"{prefix}metadata", value.get("metadata"), "V1ObjectMeta"))
+            stack.append((f"{prefix}spec", value.get("spec"), "Dict[str, object]"))
+            status = value.get("status")
+            stack.append((f"{prefix}status", status, "Dict[str, object]"))
+            if isinstance(status, dict):
+                stack.append((f"{prefix}status.conditions", status.get("conditions"), "List[V1Condition]"))
             continue
         fields = _json_fields(cls)
         for key, v in value.items():
