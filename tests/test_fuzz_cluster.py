@@ -13,8 +13,9 @@ reads (/apis/<group>/<version>: a resource entry that was not an object, a name 
 was not a string); kube.malformed() now holds those, like every other answer, to the
 kubernetes client's models before any check reads them.
 
-VLLM_COMPOSE_API_FUZZ_EXAMPLES sets the budget (default 40, about 30 s); the seed is
-fixed, so a failure names the example that reproduces it.
+VLLM_COMPOSE_API_FUZZ_EXAMPLES sets the budget (default 40, about 20 s) and
+VLLM_COMPOSE_API_FUZZ_SEED the seed (fixed by default, so a failure names the example
+that reproduces it; 900 examples over two seeds passed when it was written).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from conftest_cluster import REPO, apply_rendered, delete_namespace, wait_pods_s
 pytestmark = pytest.mark.cluster
 
 EXAMPLES = int(os.environ.get("VLLM_COMPOSE_API_FUZZ_EXAMPLES", "40"))
-SEED = 20261201
+SEED = int(os.environ.get("VLLM_COMPOSE_API_FUZZ_SEED", "20261201"))
 OVERLAY = "prod-70b"
 SELECTOR = "app.kubernetes.io/name=vllm"
 DELETE = object()
