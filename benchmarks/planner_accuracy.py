@@ -140,22 +140,18 @@ QWEN3_14B = {
 # scale per output channel, int8 activations per token, lm_head left in bf16; "float-quantized"
 # FP8-dynamic the same in fp8). Reconstructed from the scheme, not copied: each log's "Model
 # loading took" figure is the check (matched to 0.06 GiB or better).
-W8A8_INT8 = {
-    "quant_method": "compressed-tensors", "format": "int-quantized", "ignore": ["lm_head"],
-    "config_groups": {"group_0": {
-        "targets": ["Linear"],
-        "weights": {"num_bits": 8, "type": "int", "strategy": "channel", "dynamic": False, "symmetric": True},
-        "input_activations": {"num_bits": 8, "type": "int", "strategy": "token", "dynamic": True, "symmetric": True},
-    }},
-}
-FP8_DYNAMIC = {
-    "quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],
-    "config_groups": {"group_0": {
-        "targets": ["Linear"],
-        "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "dynamic": False, "symmetric": True},
-        "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": True, "symmetric": True},
-    }},
-}
+def _w8a8(number_type: str) -> dict:
+    """llm-compressor's W8A8 scheme: 8-bit `int` or `float` weights per channel, activations per token."""
+    def eight_bit(strategy: str, dynamic: bool) -> dict:
+        return {"num_bits": 8, "type": number_type, "strategy": strategy, "dynamic": dynamic, "symmetric": True}
+
+    return {"quant_method": "compressed-tensors", "format": f"{number_type}-quantized", "ignore": ["lm_head"],
+            "config_groups": {"group_0": {"targets": ["Linear"], "weights": eight_bit("channel", False),
+                                          "input_activations": eight_bit("token", True)}}}
+
+
+W8A8_INT8 = _w8a8("int")
+FP8_DYNAMIC = _w8a8("float")
 # The w4a16 run loads with GPTQMarlinLinearMethod, so its checkpoint is GPTQ-format: 4-bit, groups of 128.
 GPTQ_4BIT_G128 = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
 
