@@ -72,9 +72,10 @@ def run(argv: list[str] | None = None) -> int:
         typer.echo(err.ctx.get_help() if err.ctx else str(err))
         return 0
     except click_exc.UsageError as err:
+        from compose.commands import one_line
+
         command = err.ctx.command_path if err.ctx else "compose"
-        message = " ".join(err.format_message().split())
-        typer.echo(f"error: {message} (see `{command} --help`)", err=True)
+        typer.echo(f"error: {one_line(err.format_message())} (see `{command} --help`)", err=True)
         return EXIT_INVALID
     except typer.Abort:
         typer.echo("error: interrupted", err=True)

@@ -41,7 +41,8 @@ SEED = int(os.environ.get("VLLM_COMPOSE_API_FUZZ_SEED", "20261201"))
 OVERLAY = "prod-70b"
 SELECTOR = "app.kubernetes.io/name=vllm"
 DELETE = object()
-REPLACEMENTS: list[Any] = [None, 0, -1, 7.5, True, "", "x", "\u202e\x1b[2J", [], [1, "a"], {}, {"k": 1}, DELETE]
+REPLACEMENTS: list[Any] = [None, 0, -1, 7.5, True, "", "x", "\u202e\x1b[2J", [], [1, "a"], {}, {"k": 1}, DELETE,
+                           "2024-01-01T00:00:00", "9" * 5000, "Infinity", "1e999999999", "v1." + "9" * 5000]
 
 
 def _key(path: str, query: dict) -> str:

@@ -964,13 +964,43 @@ def test_a_bug_in_doctor_status_or_canary_is_exit_3_with_the_saved_traceback(req
 class _HostileApi:
     """An HTTP server on loopback that answers every GET the way `mode` says."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, tls_dir: Path | None = None):
         import http.server
         import socketserver
         import threading
+        import urllib.parse
+
+        def status(h, code: int, message: str, headers: dict | None = None):
+            body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                               "code": code}).encode()
+            h.send_response(code)
+            for k, v in (headers or {}).items():
+                h.send_header(k, v)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
 
         def handle(h):
             path = h.path
+            version = json.dumps({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}).encode()
+            if mode == "slow" and path.startswith("/version"):
+                time.sleep(30)
+            if mode == "401":  # a rejection whose message would rewrite the terminal, 5 MB long
+                return status(h, 401, "Unauthorized \u001b[2J\u001b]0;pwned\u0007 \u202eevil " + "A" * 5_000_000)
+            if mode == "retry-after" and not path.startswith("/version"):
+                return status(h, 503, "come back in an hour", {"Retry-After": "3600"})
+            if mode in ("empty", "slow", "retry-after", "pages"):
+                if path.startswith("/version"):
+                    return send(h, version)
+                if mode == "pages" and "limit=" in path:  # one item a page, a new continue token each time
+                    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+                    n = int((query.get("continue") or ["0"])[0]) + 1
+                    return send(h, json.dumps({"items": [{"metadata": {"name": f"n{n}", "namespace": "x"}}],
+                                               "metadata": {"continue": str(n)}}).encode())
+                if "limit=" in path:
+                    return send(h, json.dumps({"items": []}).encode())
+                return status(h, 404, "not found")
             if mode.startswith("prom-"):  # a cluster with one ScaledObject; `mode` is Prometheus'
                 if path.startswith("/api/v1/query"):
                     return respond(h, mode[len("prom-"):])
@@ -1039,7 +1069,18 @@ class _HostileApi:
             daemon_threads = True
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls_dir is not None:  # a self-signed certificate for 127.0.0.1
+            import ssl
+
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                            str(tls_dir / "key.pem"), "-out", str(tls_dir / "cert.pem")], check=True, capture_output=True)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls_dir / "cert.pem", tls_dir / "key.pem")
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -1109,9 +1150,9 @@ def test_doctor_against_a_hostile_api_server_is_bounded(repo, tmp_path, mode, co
     ("https://admin:hunter2@127.0.0.1:{port}", "{token: t}", "cannot reach the cluster at https://***@127.0.0.1"),
     ("ht!tp://[::1", "{token: t}", "is not an https:// URL"),
     ("", "{token: t}", "is not an https:// URL"),
-    # the exec plugin runs (kubectl would run it too) and prints nothing malformed onto stderr
+    # the exec plugin runs (kubectl would run it too); what it prints is held to the ExecCredential protocol
     ("https://127.0.0.1:{port}", "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, "
-     "args: ['-c', 'echo {}']}}", "cannot reach the cluster"),
+     "args: ['-c', 'echo {}']}}", "printed no ExecCredential"),
 ])
 def test_a_hostile_kubeconfig_is_one_line_in_a_process_of_its_own(repo, tmp_path, server, user, needle):
     """Credentials in the server URL were echoed; a bad scheme or the exec plugin's
@@ -1132,6 +1173,201 @@ def test_gitops_out_with_control_characters_is_one_line(repo, out):
     line = one_line_error(cli("gitops", "flux", "--out", out, repo=repo))
     assert "invalid --out" in line and "printable" in line and "\u202e" not in line, line
     assert snapshot(repo) == before and leftovers(repo) == []
+
+
+# ------------------------------------------- doctor and status: credentials and the client's side doors
+# (the second hostile pass: what the kubernetes client reads, writes and runs on our behalf)
+
+SECRET_TOKEN = "SECRETTOKEN123"
+PLUGIN = "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: %s}}"
+
+
+def _script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("how", ["inline", "token-file-crlf", "exec-plugin"])
+def test_a_token_with_a_line_break_is_one_line_and_never_printed(repo, tmp_path, how):
+    """urllib3 refuses the header "Bearer SECRETTOKEN123\n" and quotes it; the quote was the
+    error line, token and all (a `token: |` block, a tokenFile saved on Windows, a plugin
+    that ends its token with a newline)."""
+    if how == "inline":
+        user = '{token: "%s\\n"}' % SECRET_TOKEN
+    elif how == "token-file-crlf":
+        (tmp_path / "token").write_bytes(SECRET_TOKEN.encode() + b"\r\n")
+        user = "{tokenFile: %s}" % (tmp_path / "token")
+    else:
+        (tmp_path / "credential.json").write_text(json.dumps({
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+            "status": {"token": SECRET_TOKEN + "\n"}}))
+        user = PLUGIN % _script(tmp_path, "plugin", f"cat {tmp_path / 'credential.json'}")
+    api = _HostileApi("empty")
+    try:
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(_kubeconfig(tmp_path, api.url, user)), "--timeout", "2",
+                  repo=repo)
+    finally:
+        api.close()
+    line = one_line_error(res)
+    assert "line break" in line and SECRET_TOKEN not in res.output, res.output
+
+
+@pytest.mark.parametrize("field, target", [
+    ("tokenFile", "/dev/zero"),     # read whole by the client: minutes, then the OOM killer
+    ("tokenFile", "fifo"),          # read forever
+    ("client-key", "/dev/zero"),
+    ("tokenFile", "directory"),
+])
+def test_a_credential_file_that_is_not_a_file_is_one_line(repo, tmp_path, field, target):
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    elif target == "directory":
+        (tmp_path / "directory").mkdir()
+    path = target if target.startswith("/") else str(tmp_path / target)
+    api = _HostileApi("empty")
+    try:
+        start = time.perf_counter()
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(_kubeconfig(tmp_path, api.url, "{%s: %s}" % (field, path))),
+                  "--timeout", "2", repo=repo)
+        assert time.perf_counter() - start < 20
+    finally:
+        api.close()
+    assert "is not a regular file" in one_line_error(res)
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("sleep 1000", "did not finish within"),
+    ("exec cat /dev/zero", "printed more than 1 MiB"),
+    ("echo not json", "not JSON"),
+    ("echo denied >&2; exit 7", "exited 7: denied"),
+])
+def test_an_exec_credential_plugin_is_bounded_in_time_and_output(repo, tmp_path, body, needle):
+    """The client ran the plugin with no time or output limit (a hung `aws eks get-token`
+    hung doctor; `cat /dev/zero` ate the memory), then logged its failure and went on
+    without a token."""
+    plugin = _script(tmp_path, "plugin", body)
+    api = _HostileApi("empty")
+    try:
+        start = time.perf_counter()
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(_kubeconfig(tmp_path, api.url, PLUGIN % plugin)),
+                  "--timeout", "1", repo=repo)
+        assert time.perf_counter() - start < 20
+    finally:
+        api.close()
+    assert needle in one_line_error(res)
+    assert not subprocess.run(["pgrep", "-f", str(plugin)], capture_output=True).stdout  # its group was killed
+
+
+def test_an_exec_credential_plugin_that_answers_is_used(repo, tmp_path):
+    plugin = _script(tmp_path, "plugin", "printf '%s'" % json.dumps({
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+        "status": {"token": SECRET_TOKEN}}))
+    api = _HostileApi("empty")
+    try:
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(_kubeconfig(tmp_path, api.url, PLUGIN % plugin)),
+                  "--timeout", "2", repo=repo)
+    finally:
+        api.close()
+    assert res.exit_code in (0, 1) and "doctor dev-8b" in res.stdout and SECRET_TOKEN not in res.output, res.output
+
+
+def test_embedded_keys_never_touch_the_disk(repo, tmp_path):
+    """client-key-data was written to $TMPDIR/tmpXXXX for the whole run and removed only at a
+    clean exit: a SIGKILL left the private key on disk. It now lives in an in-memory file."""
+    import base64
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    api = _HostileApi("slow", tls_dir=tmp_path)  # /version takes 30 s: the process is killed while it waits
+    try:
+        # the server's own certificate and key double as the client's (the client only loads them)
+        cert, key = (base64.b64encode((tmp_path / f).read_bytes()).decode() for f in ("cert.pem", "key.pem"))
+        kc = _kubeconfig(tmp_path, api.url, "{client-certificate-data: %s, client-key-data: %s}" % (cert, key))
+        kc.write_text(kc.read_text().replace('cluster: {server:', "cluster: {insecure-skip-tls-verify: true, server:"))
+        proc = subprocess.Popen([sys.executable, "-m", "compose", "doctor", "dev-8b", "--kubeconfig", str(kc),
+                                 "--timeout", "60"], cwd=repo, env={**os.environ, "TMPDIR": str(tmpdir)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("memfd" in p for p in _open_files(proc.pid)):
+            time.sleep(0.05)
+        time.sleep(1)  # well into the request, which waits for /version
+        assert any("memfd" in p for p in _open_files(proc.pid)), _open_files(proc.pid)  # the key, in memory
+        assert not list(tmpdir.iterdir())
+        proc.kill()
+        proc.wait()
+    finally:
+        api.close()
+    assert not list(tmpdir.iterdir())
+
+
+def _open_files(pid: int) -> list[str]:
+    try:
+        return [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return []
+
+
+def test_a_socks_proxy_without_its_module_is_one_line(repo, tmp_path):
+    kc = _kubeconfig(tmp_path, "https://127.0.0.1:1")
+    kc.write_text(kc.read_text().replace('cluster: {server:', "cluster: {proxy-url: 'socks5://127.0.0.1:1', server:"))
+    assert "urllib3[socks]" in one_line_error(cli("doctor", "dev-8b", "--kubeconfig", str(kc), repo=repo))
+
+
+def test_a_hostile_rejection_is_escaped_and_cut_to_one_short_line(repo, tmp_path):
+    """A 401 whose message cleared the screen and reversed the text, 5 MB of it on one line."""
+    api = _HostileApi("401")
+    try:
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(_kubeconfig(tmp_path, api.url)), "--timeout", "2", repo=repo)
+    finally:
+        api.close()
+    line = one_line_error(res)
+    assert "rejected the credentials" in line and "\\u001b[2J" in line and "\\u202e" in line, line[:300]
+    assert not any(c in line for c in ("\x1b", "\u202e", "\x07")) and len(line) < 2100
+
+
+def test_a_server_that_says_retry_in_an_hour_is_a_finding_not_a_wait(repo, tmp_path):
+    """urllib3 honoured Retry-After: 3600 until the request's deadline, for every request."""
+    api = _HostileApi("retry-after")
+    try:
+        start = time.perf_counter()
+        res = cli("doctor", "dev-8b", "--kubeconfig", str(_kubeconfig(tmp_path, api.url)), "--timeout", "5", repo=repo)
+        elapsed = time.perf_counter() - start
+    finally:
+        api.close()
+    assert res.exit_code in (0, 1) and "HTTP 503: come back in an hour" in res.stdout, res.output
+    assert elapsed < 15, elapsed
+
+
+def test_a_list_that_pages_forever_is_cut_off_by_time(tmp_path):
+    """New continue tokens forever, each page on time: doctor sent 4,010 GETs over 182 s at
+    --timeout 1. A list now gets LIST_BUDGET requests' worth of --timeout."""
+    from compose.cluster import kube
+    from compose.core.errors import ClusterApiError
+
+    api = _HostileApi("pages")
+    try:
+        cluster = kube.connect(_kubeconfig(tmp_path, api.url), timeout=(0.1, 0.1))
+        start = time.perf_counter()
+        with pytest.raises(ClusterApiError, match="still paging after"):
+            list(cluster.iter("/api/v1/pods"))
+        assert time.perf_counter() - start < kube.LIST_BUDGET * 0.2 + 3
+    finally:
+        api.close()
+
+
+def test_insecure_skip_tls_verify_prints_no_warning_per_request(repo, tmp_path):
+    """32 lines of InsecureRequestWarning on stderr, one per request."""
+    api = _HostileApi("empty", tls_dir=tmp_path)
+    try:
+        kc = _kubeconfig(tmp_path, api.url)
+        kc.write_text(kc.read_text().replace('cluster: {server:', "cluster: {insecure-skip-tls-verify: true, server:"))
+        res = compose_subprocess(repo, "doctor", "dev-8b", "--kubeconfig", str(kc), "--timeout", "2", timeout=60)
+    finally:
+        api.close()
+    assert res.returncode in (0, 1) and "doctor dev-8b" in res.stdout, res.stdout + res.stderr
+    assert "Warning" not in res.stderr and not res.stderr.strip(), res.stderr
 
 
 @pytest.mark.parametrize("mode, needle", [
@@ -1174,7 +1410,7 @@ def test_status_against_an_api_server_that_answers_malformed_objects_is_one_find
      "items[0].status.conditions is not a list"),
     ({"items": [{"metadata": {"name": "n", "labels": ["x"]}}]}, "/api/v1/nodes", "items[0].metadata.labels is not an object"),
     ({"items": [{"metadata": {"name": "n"}, "status": {"allocatable": {"nvidia.com/gpu": 8}}}]}, "/api/v1/nodes",
-     "items[0].status.allocatable.nvidia.com/gpu is not a string"),
+     "items[0].status.allocatable.nvidia.com/gpu is not a Kubernetes quantity"),
     ({"metadata": {"name": "s"}, "data": {"token": "aGY="}}, "/api/v1/namespaces/x/secrets/s", None),
     ({"metadata": {"name": 5}}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s", "metadata.name is not a string"),
     ({"metadata": {"name": "s"}, "spec": {"anything": [1, "x"]}}, "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s",
@@ -1184,9 +1420,20 @@ def test_status_against_an_api_server_that_answers_malformed_objects_is_one_find
     ({"metadata": {"name": "s"}, "status": {"conditions": [{"type": "Ready", "status": True}]}},
      "/apis/keda.sh/v1alpha1/namespaces/x/scaledobjects/s", "status.conditions[0].status is not a string"),
     ({"resources": [{"name": 0}]}, "/apis/keda.sh/v1alpha1", "resources[0].name is not a string"),  # discovery
-    ({"spec": {"containers": [{"restartCount": True}]}}, "/api/v1/namespaces/x/pods/p", None),
-    ({"status": {"containerStatuses": [{"restartCount": True}]}}, "/api/v1/namespaces/x/pods/p",
+    ({"spec": {"containers": [{"name": "c", "restartCount": True}]}}, "/api/v1/namespaces/x/pods/p", None),
+    ({"status": {"containerStatuses": [{"name": "c", "restartCount": True}]}}, "/api/v1/namespaces/x/pods/p",
      "status.containerStatuses[0].restartCount is not an integer"),
+    # null means unset (dropped), but not as a list element; timestamps carry a zone; quantities parse
+    ({"status": {"containerStatuses": [{"name": "c", "restartCount": None}]}}, "/api/v1/namespaces/x/pods/p", None),
+    ({"spec": {"containers": [None]}}, "/api/v1/namespaces/x/pods/p", "spec.containers[0] is null"),
+    ({"status": {"containerStatuses": [{"restartCount": 1}]}}, "/api/v1/namespaces/x/pods/p",
+     "status.containerStatuses[0].name is missing"),
+    ({"metadata": {"name": "p", "creationTimestamp": "2024-01-01T00:00:00"}}, "/api/v1/namespaces/x/pods/p",
+     "metadata.creationTimestamp is not an RFC 3339 time with a zone"),
+    ({"metadata": {"name": "n"}, "status": {"allocatable": {"memory": "Infinity"}}}, "/api/v1/nodes/n",
+     "status.allocatable.memory is not a Kubernetes quantity"),
+    ({"metadata": {"name": "n"}, "status": {"allocatable": {"nvidia.com/gpu": "1e999999999"}}}, "/api/v1/nodes/n",
+     "status.allocatable.nvidia.com/gpu is not a Kubernetes quantity"),
 ])
 def test_malformed_holds_answers_to_the_kubernetes_json_types(doc, path, problem):
     from compose.cluster import kube

@@ -75,6 +75,10 @@ def test_not_fitting_json_prints_the_plan_and_exits_2():
         # the way out when the expert-parallel choice is what rules the size out
         (("plan", "qwen3-235b-a22b-fp8", "--gpu", "h100-80gb", "-tp", "8", "--no-expert-parallel"),
          "without expert parallelism: [1, 2, 4]; TP 8 works with --enable-expert-parallel"),
+        # a shortfall is said as a positive number, not as a negative KV cache
+        (("plan", "llama-3.1-70b", "--gpu", "h100-80gb", "--gpus-per-node", "3"),
+         "weights, activation and overheads exceed the budget by 0.29 GiB"),
+        (("plan", "/dev/zero", "--gpu", "l4"), "/dev/zero: not a regular file"),
         (("plan", "llama-3.1-8b", "--gpu", "h100-80gb", "-tp", "2", "--enable-expert-parallel"),
          "expert parallelism needs a mixture-of-experts model; valid sizes on one node: [1, 2, 4, 8]"),
     ],

@@ -178,15 +178,21 @@ FEATURES: list[tuple[str, int, Callable[[dict], bool], str]] = [
 
 
 def _minor(version: str | None) -> tuple[int, int] | None:
-    m = re.match(r"v?(\d+)\.(\d+)", version or "")
+    m = re.match(r"v?(\d{1,6})\.(\d{1,6})(?!\d)", version or "")  # more digits than that is no release
     return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _small_int(text: object) -> int:
+    """The digits of a version field ("28+" -> 28); 0 when there are none or absurdly many."""
+    digits = re.sub(r"\D", "", str(text or ""))
+    return int(digits) if 0 < len(digits) <= 6 else 0
 
 
 def check_server_version(facts: Facts) -> list[Check]:
     title = "the server version supports every field the overlay uses"
     info = facts.cluster.version()
     git = info.get("gitVersion", "")
-    server = _minor(git) or (int(re.sub(r"\D", "", info.get("major", "0")) or 0), int(re.sub(r"\D", "", info.get("minor", "0")) or 0))
+    server = _minor(git) or (_small_int(info.get("major")), _small_int(info.get("minor")))
     used = [(desc, minor, fix) for desc, minor, pred, fix in FEATURES if any(pred(d) for d in facts.target.docs)]
     too_new = [(desc, minor, fix) for desc, minor, fix in used if server < (1, minor)]
     details = {"server": git, "needs": {desc: f"1.{minor}" for desc, minor, _ in used}}
@@ -296,7 +302,7 @@ def keda_version(deployment: dict) -> tuple[str, tuple[int, int, int] | None]:
     image = c.get("image", "")
     ref = image.split("@", 1)[0]
     tag = ref.rsplit(":", 1)[1] if ":" in ref.rsplit("/", 1)[-1] else ""
-    m = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", tag)
+    m = re.match(r"v?(\d{1,6})\.(\d{1,6})(?:\.(\d{1,6}))?(?!\d)", tag)
     return image, ((int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None)
 
 

@@ -26,8 +26,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
+import subprocess
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +49,9 @@ from compose.core.errors import (
 DEFAULT_TIMEOUT = (5.0, 30.0)
 PAGE_SIZE = 500
 MAX_PAGES = 2000  # 1,000,000 objects per collection; a server that keeps paging past that is broken
+LIST_BUDGET = 20  # one list may take as long as this many requests at --timeout
+MAX_CREDENTIAL_FILE = 1024 * 1024  # bytes of a tokenFile, client certificate or key, CA bundle
+MAX_EXEC_BYTES = 1024 * 1024  # bytes an exec credential plugin may print
 MAX_KUBECONFIG = 1024 * 1024  # bytes of one kubeconfig file; real ones are kilobytes
 MAX_ENTRIES = 1000  # clusters, contexts or users in one kubeconfig
 MAX_BODY = 128 * 1024 * 1024  # bytes of one answer; more is not an API server talking
@@ -68,6 +74,24 @@ _NOT_WALKED = frozenset({"V1CustomResourceValidation", "V1ManagedFieldsEntry", "
 _MAX_VALUES = 5_000_000  # JSON values walked in one answer (128 MiB holds fewer)
 _PRIMITIVES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "datetime": (str,),
                "date": (str,), "bytes": (str,)}  # bytes travel base64-encoded
+# RFC 3339 with a zone, as the API server writes every timestamp (metav1.Time)
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
+# Fields without which an object of the model is not one (the API server always sends them).
+_REQUIRED = {"V1Container": ("name",), "V1ContainerStatus": ("name",), "V1ObjectMeta": ()}
+# Resource maps whose values the scheduling maths parses as quantities.
+_QUANTITY_MAPS = frozenset({"allocatable", "capacity", "requests", "limits", "overhead"})
+# Built-in collections whose objects always carry metadata.namespace.
+_NAMESPACED = frozenset({"pods", "events", "persistentvolumeclaims", "secrets", "services", "configmaps",
+                         "daemonsets", "deployments", "replicasets", "poddisruptionbudgets", "networkpolicies"})
+
+
+def _collection(path: str) -> str | None:
+    """The built-in collection a request path lists or reads (/api/v1/namespaces/x/pods -> pods)."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
+    if len(rest) > 2 and rest[0] == "namespaces":
+        rest = rest[2:]
+    return rest[0] if 1 <= len(rest) <= 2 else None
 
 
 def _model_for(path: str) -> str | None:
@@ -88,6 +112,11 @@ def _model_for(path: str) -> str | None:
     return _MODELS.get(rest[0])
 
 
+def _drop_nulls(obj: dict) -> None:
+    for key in [k for k, v in obj.items() if v is None]:
+        del obj[key]
+
+
 @functools.lru_cache(maxsize=None)
 def _json_fields(cls: type) -> dict[str, str]:
     """A client model's fields by their JSON name, with the type each holds."""
@@ -98,11 +127,17 @@ def malformed(doc: dict, path: str = "") -> str | None:
     """The first place where `doc` breaks the JSON types Kubernetes gives its fields, or None.
 
     A list's items and a single object are checked against the client's model of the
-    resource at `path` (built-in kinds), or only their metadata (custom resources); a
-    real API server never fails this, a broken or hostile one gets one finding line
-    instead of an AttributeError deep inside a check. Iterative: an answer nested as
-    deep as json.loads allows cannot overflow the stack."""
+    resource at `path` (built-in kinds; discovery documents; custom resources by the API
+    conventions: standard metadata, spec and status objects, metav1 conditions), with
+    timestamps in RFC 3339, resource maps as quantities and the names a container needs.
+    A `null` field means the field is unset, as the API server treats it: it is removed
+    from `doc` (in place), so `.get(field, default)` gives the default. A real API server
+    never fails this; a broken or hostile one gets one finding line instead of an
+    exception deep inside a check. Iterative: an answer nested as deep as json.loads
+    allows cannot overflow the stack."""
     import kubernetes.client as models
+
+    from compose.cluster import quantity
 
     model = _model_for(path) or "_Custom"
     stack: list[tuple[str, Any, str]] = (
@@ -113,12 +148,16 @@ def malformed(doc: dict, path: str = "") -> str | None:
         walked += 1
         if walked > _MAX_VALUES:
             return "more values than an API answer holds"
-        if value is None or typ == "object" or typ in _NOT_WALKED:
+        if value is None:  # fields that are null were dropped: this is an element of a list
+            return f"{where} is null"
+        if typ == "object" or typ in _NOT_WALKED:
             continue
         if typ in _PRIMITIVES:
             if not isinstance(value, _PRIMITIVES[typ]) or (typ != "bool" and isinstance(value, bool)):
                 what = "a string" if _PRIMITIVES[typ] == (str,) else "an integer" if typ == "int" else f"a {typ}"
                 return f"{where} is not {what}"
+            if typ == "datetime" and not _TIMESTAMP.fullmatch(value):
+                return f"{where} is not an RFC 3339 time with a zone"
             continue
         if typ[:5] in ("List[", "list["):
             if not isinstance(value, list):
@@ -128,7 +167,14 @@ def malformed(doc: dict, path: str = "") -> str | None:
         if typ[:5] in ("Dict[", "dict("):
             if not isinstance(value, dict):
                 return f"{where} is not an object"
+            _drop_nulls(value)
             inner = typ[typ.index(",") + 1:-1].strip()
+            if where.rsplit(".", 1)[-1] in _QUANTITY_MAPS:
+                for k, v in value.items():
+                    try:
+                        quantity.parse(v if isinstance(v, str) else None)
+                    except ValueError:
+                        return f"{where}.{k} is not a Kubernetes quantity"
             stack.extend((f"{where}.{k}", v, inner) for k, v in value.items())
             continue
         cls = None if typ == "_Custom" else getattr(models, typ, None)
@@ -136,16 +182,21 @@ def malformed(doc: dict, path: str = "") -> str | None:
             continue  # a type this client does not model: nothing to hold it to
         if not isinstance(value, dict):
             return f"{where or 'the answer'} is not an object"
+        _drop_nulls(value)
         if cls is None:  # a custom resource: standard metadata; spec, status and conditions by API convention
             prefix = f"{where}." if where else ""
-            stack.append((f"{prefix}metadata", value.get("metadata"), "V1ObjectMeta"))
-            stack.append((f"{prefix}spec", value.get("spec"), "Dict[str, object]"))
+            for key, convention in (("metadata", "V1ObjectMeta"), ("spec", "Dict[str, object]"),
+                                    ("status", "Dict[str, object]")):
+                if key in value:
+                    stack.append((f"{prefix}{key}", value[key], convention))
             status = value.get("status")
-            stack.append((f"{prefix}status", status, "Dict[str, object]"))
-            if isinstance(status, dict):
-                stack.append((f"{prefix}status.conditions", status.get("conditions"), "List[V1Condition]"))
+            if isinstance(status, dict) and status.get("conditions") is not None:
+                stack.append((f"{prefix}status.conditions", status["conditions"], "List[V1Condition]"))
             continue
         fields = _json_fields(cls)
+        missing = [f for f in _REQUIRED.get(typ, ()) if f not in value]
+        if missing:
+            return f"{where + '.' if where else ''}{missing[0]} is missing"
         for key, v in value.items():
             if key in fields:
                 stack.append((f"{where}.{key}" if where else key, v, fields[key]))
@@ -200,22 +251,35 @@ class Cluster:
 
     def iter(self, path: str, **query: Any) -> Iterator[dict]:
         token, seen = None, set()
-        for _ in range(MAX_PAGES):
+        namespaced = _collection(path) in _NAMESPACED
+        # a list may take many pages, but not longer than LIST_BUDGET requests' worth of time:
+        # a server that answers each page just inside --timeout cannot keep a command for hours
+        ends = time.monotonic() + LIST_BUDGET * sum(self.timeout)
+        for page_number in range(1, MAX_PAGES + 1):
+            if page_number > 1 and time.monotonic() > ends:
+                raise ClusterApiError(f"GET {path}: still paging after {page_number - 1} pages and "
+                                      f"{LIST_BUDGET * sum(self.timeout):g}s; the list never ends", 200, path)
             page = self.get(path, limit=PAGE_SIZE, **query, **({"continue": token} if token else {}))
             items = page.get("items") or []
             for item in items:  # malformed() has checked the types a client model knows
-                if not isinstance(item, dict) or not isinstance((item.get("metadata") or {}).get("name"), str):
+                meta = item.get("metadata") if isinstance(item, dict) else None
+                lacks = ("metadata.name" if not isinstance((meta or {}).get("name"), str) else
+                         "metadata.namespace" if namespaced and not isinstance(meta.get("namespace"), str) else None)
+                if lacks:
                     raise ClusterApiError(f"GET {path}: the API server answered a malformed object (an item "
-                                          "without metadata.name)", 200, path)
+                                          f"without {lacks})", 200, path)
                 yield item
             meta = page.get("metadata")
             token = meta.get("continue") if isinstance(meta, dict) else None
             if not token:
                 return
-            if not isinstance(token, str) or token in seen:
+            if not isinstance(token, str):
+                raise ClusterApiError(f"GET {path}: the API server answered a malformed object (metadata.continue "
+                                      "is not a string)", 200, path)
+            if token in seen:
                 raise ClusterApiError(f"GET {path}: the API server repeated a continue token; the list never ends", 200, path)
             seen.add(token)
-        raise ClusterApiError(f"GET {path}: more than {MAX_PAGES} pages of {PAGE_SIZE}; the list never ends", 200, path)
+        raise ClusterApiError(f"GET {path}: more than {MAX_PAGES} pages; the list never ends", 200, path)
 
     def text(self, path: str, timeout: tuple[float, float] | None = None, **query: Any) -> str:
         """A plain-text GET (container logs)."""
@@ -276,7 +340,7 @@ class Cluster:
 
     def _unreachable(self, err: Exception) -> str:
         reason = getattr(err, "reason", None) or err
-        text = redact_url(" ".join(str(reason).split()))
+        text = redact_credentials(redact_url(" ".join(str(reason).split())))
         for needle, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
                               ("Name or service not known", "host name not found"),
                               ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted")):
@@ -337,10 +401,16 @@ def _quiet_client_logs() -> None:
 
 
 def redact_url(url: str) -> str:
-    """`url` without a user:password@ part, which a kubeconfig's server may carry."""
-    import re
+    """`url` without a user:password@ part or a query string, either of which may carry a secret."""
+    url = re.sub(r"(?<=//)[^/@\s]*@", "***@", str(url), count=1)
+    return re.sub(r"\?[^\s]*", "?***", url, count=1)
 
-    return re.sub(r"(?<=//)[^/@\s]*@", "***@", str(url), count=1)
+
+def redact_credentials(text: str) -> str:
+    """`text` (an HTTP library's error) without the credentials it may quote: an Authorization
+    header's value, and the header value urllib3 refuses (a token ending in a line break)."""
+    text = re.sub(r"Invalid header value b?(['\"]).*?\1", "Invalid header value (redacted)", text)
+    return re.sub(r"(?i)\b(bearer|basic)\s+[^\s'\",;)]+", r"\1 ***", text)
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -416,6 +486,180 @@ def check_kubeconfigs(paths: list[Path]) -> None:
                                    "smaller file with --kubeconfig (kubectl config view --minify --flatten)")
 
 
+# --------------------------------------------------------------------------- the client's side doors
+#
+# The kubernetes client reads files the kubeconfig names, writes embedded keys to temp files
+# and runs exec credential plugins, each without a bound. These replacements keep the
+# promises of this module: nothing written to disk, nothing read or run without a limit.
+
+_MEMFDS: dict[bytes, int] = {}
+_EXEC_SECONDS = [sum(DEFAULT_TIMEOUT)]  # set by connect(): how long an exec plugin may take
+
+
+def _in_memory_file(content, temp_file_path=None, force_recreate=False) -> str:
+    """For the client's `_create_temp_file_with_content`: certificate, key and CA data
+    go to an anonymous in-memory file (memfd), opened by path through /proc/self/fd, so
+    a private key never touches the disk, and vanishes with the process even on SIGKILL."""
+    data = content.encode() if isinstance(content, str) else bytes(content)
+    if data not in _MEMFDS or force_recreate:
+        fd = os.memfd_create("compose-kubeconfig-data", os.MFD_CLOEXEC)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        _MEMFDS[data] = fd
+    return f"/proc/self/fd/{_MEMFDS[data]}"
+
+
+_EXEC_FAILURES: list[str] = []  # the client logs an exec plugin's failure and goes on without a token
+
+
+def _bounded_exec_run(provider, previous_response=None):
+    """For the client's `ExecProvider.run`: the same ExecCredential exchange (client-go's
+    exec plugin protocol), non-interactive, with the plugin's time and output bounded and
+    its whole process group killed past either bound."""
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        return _exec_credential(provider, previous_response)
+    except ConfigException as err:
+        _EXEC_FAILURES.append(str(err))
+        raise
+
+
+def _exec_credential(provider, previous_response):
+    import selectors
+
+    from kubernetes.config.config_exception import ConfigException
+
+    spec: dict[str, Any] = {"interactive": False}
+    if previous_response:
+        spec["response"] = previous_response
+    cluster = getattr(provider, "cluster", None)
+    if cluster:
+        spec["cluster"] = dict(cluster.value)
+        ext = next((e for e in cluster.value.get("extensions") or []
+                    if isinstance(e, dict) and e.get("name") == "client.authentication.k8s.io/exec"), None)
+        if ext:
+            spec["cluster"]["config"] = ext.get("extension")
+    env = dict(provider.env, KUBERNETES_EXEC_INFO=json.dumps(
+        {"apiVersion": provider.api_version, "kind": "ExecCredential", "spec": spec}))
+    name = str(provider.args[0] if isinstance(provider.args, list) else provider.args)[:80]
+    try:
+        proc = subprocess.Popen(provider.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, cwd=provider.cwd, env=env, shell=provider.shell,
+                                start_new_session=True)
+    except OSError as err:
+        raise ConfigException(f"exec: cannot run the credential plugin {name}: {err.strerror or err}") from None
+    seconds = _EXEC_SECONDS[0]
+    out = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    ends = time.monotonic() + seconds
+    problem = None
+    with selectors.DefaultSelector() as sel:
+        for stream in out:
+            sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map() and problem is None:
+            left = ends - time.monotonic()
+            if left <= 0:
+                problem = f"exec: the credential plugin {name} did not finish within {seconds:g}s"
+                break
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                out[key.fileobj] += chunk
+                if len(out[key.fileobj]) > MAX_EXEC_BYTES:
+                    problem = f"exec: the credential plugin {name} printed more than {MAX_EXEC_BYTES // 2**20} MiB"
+                    break
+    try:
+        code = proc.wait(timeout=max(ends - time.monotonic(), 0.1)) if problem is None else None
+    except subprocess.TimeoutExpired:
+        problem = f"exec: the credential plugin {name} did not finish within {seconds:g}s"
+    if problem is not None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+    for stream in out:
+        stream.close()
+    if problem is not None:
+        raise ConfigException(problem)
+    stdout, stderr = (bytes(out[s]).decode("utf-8", "replace") for s in (proc.stdout, proc.stderr))
+    if code != 0:
+        said = " ".join(stderr.split())[:300]
+        raise ConfigException(f"exec: the credential plugin {name} exited {code}" + (f": {said}" if said else ""))
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        raise ConfigException(f"exec: the credential plugin {name} printed something that is not JSON") from None
+    if not isinstance(data, dict) or any(k not in data for k in ("apiVersion", "kind", "status")):
+        raise ConfigException(f"exec: the credential plugin {name} printed no ExecCredential (apiVersion, kind, status)")
+    if data["apiVersion"] != provider.api_version:
+        raise ConfigException(f"exec: the plugin's apiVersion {str(data['apiVersion'])[:60]} is not "
+                              f"{provider.api_version}, the one the kubeconfig asks for")
+    return data["status"]
+
+
+def _credential_files(paths: list[Path], context: str) -> list[tuple[str, Path]]:
+    """(where, file) for each file the context's user and cluster name (tokenFile,
+    client-certificate, client-key, certificate-authority), relative paths resolved
+    against the kubeconfig that defines the entry, the first definition winning."""
+    from compose.core import yamlio
+
+    docs = []
+    for path in paths:
+        loaded = yamlio.load_all(yamlio.read_text(path, f"kubeconfig {path}"), f"kubeconfig {path}")
+        docs.append((path, loaded[0] if loaded and isinstance(loaded[0], dict) else {}))
+
+    def entry(kind: str, name: object) -> tuple[Path, dict] | None:
+        for path, doc in docs:
+            for item in doc.get(kind) or []:
+                if isinstance(item, dict) and item.get("name") == name:
+                    body = item.get(kind[:-1])
+                    return (path, body) if isinstance(body, dict) else None
+        return None
+
+    found = entry("contexts", context)
+    if not found:
+        return []
+    out = []
+    for kind, name, keys in (("users", found[1].get("user"), ("tokenFile", "client-certificate", "client-key")),
+                             ("clusters", found[1].get("cluster"), ("certificate-authority",))):
+        hit = entry(kind, name)
+        if hit:
+            path, body = hit
+            for key in keys:
+                value = body.get(key)
+                if isinstance(value, str) and value:
+                    out.append((f"{kind}[{name}].{key}", (path.parent / value).expanduser()))
+    return out
+
+
+def _check_credential_files(paths: list[Path], context: str) -> None:
+    import stat
+
+    for where, file in _credential_files(paths, context):
+        try:
+            st = file.stat()
+        except OSError as err:
+            raise InvalidInput(f"kubeconfig: {where} {_short(str(file))}: {err.strerror or err}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"kubeconfig: {where} {_short(str(file))} is not a regular file (a directory, a FIFO "
+                               "or a device); point it at the file itself")
+        if st.st_size > MAX_CREDENTIAL_FILE:
+            raise InvalidInput(f"kubeconfig: {where} {_short(str(file))} is {st.st_size:,} bytes, more than "
+                               f"{MAX_CREDENTIAL_FILE // 2**20} MiB; point it at the credential file itself")
+
+
+def _check_token(cfg: Any, where: str) -> None:
+    for value in (getattr(cfg, "api_key", None) or {}).values():
+        if isinstance(value, str) and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise InvalidInput(f"{where}: the user's token holds a line break or another control character "
+                               "(a `token: |` block, or a tokenFile saved with CRLF line endings?); remove it "
+                               "from users[].user.token or the token file")
+
+
 def connect(kubeconfig: str | Path | None = None, context: str | None = None,
             timeout: tuple[float, float] = DEFAULT_TIMEOUT, check: bool = True) -> Cluster:
     """A read-only Cluster for the resolved kubeconfig and context. With `check`,
@@ -426,7 +670,14 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
     except ImportError:
         raise ClientMissing(INSTALL_HINT) from None
 
+    from kubernetes.config import exec_provider, kube_config
+
     _quiet_client_logs()
+    if hasattr(os, "memfd_create"):
+        kube_config._create_temp_file_with_content = _in_memory_file
+    exec_provider.ExecProvider.run = _bounded_exec_run
+    _EXEC_SECONDS[0] = sum(timeout)
+    _EXEC_FAILURES.clear()
     cfg = client.Configuration()
     paths, origin = kubeconfig_paths(kubeconfig)
     check_kubeconfigs(paths)
@@ -441,6 +692,7 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
                                    f"(have: {_short(', '.join(names) or 'none', 200)})")
             if not chosen:
                 raise InvalidInput(f"{joined} sets no current-context: pass --context (have: {', '.join(names) or 'none'})")
+            _check_credential_files(paths, chosen)
             config.load_kube_config(config_file=joined, context=chosen, client_configuration=cfg, persist_config=False)
             source = f"kubeconfig {joined}"
         elif os.environ.get("KUBERNETES_SERVICE_HOST") and IN_CLUSTER_TOKEN.is_file():
@@ -473,8 +725,25 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
     if not host_ok:
         raise InvalidInput(f"kubeconfig {joined or '(in-cluster)'}: the cluster server {_short(redact_url(server))!r} "
                            "is not an https:// URL; fix clusters[].cluster.server")
-    cfg.retries = 1  # one retry on a dropped connection; no long back-off when nothing listens
-    api = client.ApiClient(cfg)
+    if _EXEC_FAILURES:  # kubectl stops here too
+        raise InvalidInput(f"kubeconfig {joined}: {_EXEC_FAILURES[-1]}; fix users[].user.exec or run the plugin by hand")
+    _check_token(cfg, f"kubeconfig {joined or '(in-cluster)'}")
+    import urllib3
+
+    # one retry on a dropped connection; no retry on a status, and no sleeping for the
+    # server's Retry-After (a 503 saying "in an hour" is a finding, not a wait)
+    cfg.retries = urllib3.Retry(total=1, status=0, respect_retry_after_header=False)
+    if not cfg.verify_ssl:  # the kubeconfig's choice; said once in the report's header, not per request
+        import warnings
+
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        source += " (TLS not verified: insecure-skip-tls-verify)"
+    try:
+        api = client.ApiClient(cfg)
+    except ImportError as err:  # a socks5:// proxy-url without PySocks
+        raise InvalidInput(f"kubeconfig {joined}: proxy-url {_short(redact_url(str(cfg.proxy)))} needs a module that "
+                           f"is not installed ({err.name or err}); pip install 'urllib3[socks]', or use an http:// "
+                           "proxy") from None
     api.user_agent = "vllm-compose (read-only)"
     cluster = Cluster(api, Connection(cfg.host, chosen, source), timeout)
     if check:

@@ -35,8 +35,21 @@ ENVIRONMENT_ERRNOS = {
 }
 
 
+MAX_ERROR_LINE = 2000  # characters: a 5 MB message from an API server is not read on a terminal
+
+
+def one_line(message: str) -> str:
+    """`message` as one terminal-safe line: whitespace collapsed, control and bidi characters
+    escaped (a message may quote an API server, a kubeconfig or a file), at most
+    MAX_ERROR_LINE characters."""
+    from compose.core.text import terminal_safe
+
+    text = terminal_safe(" ".join(str(message).split()))
+    return text if len(text) <= MAX_ERROR_LINE else text[: MAX_ERROR_LINE - 3] + "..."
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -76,7 +89,9 @@ def edge(func):
             for finding in err.findings:
                 text = str(finding)
                 if text:
-                    typer.echo(text.rstrip("\n"), err=True)
+                    from compose.core.text import terminal_safe
+
+                    typer.echo("\n".join(terminal_safe(line) for line in text.rstrip("\n").split("\n")), err=True)
             raise fail(str(err), err.exit_code) from None
         except ComposeError as err:
             raise fail(str(err), err.exit_code) from None

@@ -1054,7 +1054,8 @@ def load_config_file(path: Path) -> dict:
 def _resolve_path(path: Path) -> ResolvedModel:
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
-        raise ConfigError(f"{path}: no config.json in this directory")
+        raise ConfigError(f"{path}: no config.json in this directory" if path.is_dir() else
+                          f"{path}: not a regular file (a device, a FIFO or a socket); give a config.json or its directory")
     cfg = load_config_file(file)
     arch = parse_config(cfg, str(file))
     # Only a real Hub id names the repository; a local path ("../..", "/ckpt/run-7") never does.

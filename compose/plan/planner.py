@@ -743,6 +743,15 @@ class _Sizing(_Memory):
     problem: str | None  # why it does not fit
 
 
+def _gpu_batch_defaults(gpu) -> tuple[int, int]:
+    """get_batch_defaults' (max_num_batched_tokens, max_num_seqs) for `vllm serve` on this GPU."""
+    if gpu.memory_gib >= 160:
+        return 16384, 1024
+    if gpu.memory_gib >= 70 and not gpu.is_a100:
+        return 8192, 1024
+    return 2048, 256
+
+
 def batch_defaults(ctx: _Context) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) vLLM picks for `vllm serve`.
 
@@ -754,12 +763,7 @@ def batch_defaults(ctx: _Context) -> tuple[int, int]:
     if not ctx.engine.v1:
         tokens = req.max_num_batched_tokens or max(ctx.max_model_len, V0_MIN_BATCHED_TOKENS)
         return tokens, req.max_num_seqs or V0_MAX_NUM_SEQS
-    if gpu.memory_gib >= 160:
-        tokens, seqs = 16384, 1024
-    elif gpu.memory_gib >= 70 and not gpu.is_a100:
-        tokens, seqs = 8192, 1024
-    else:
-        tokens, seqs = 2048, 256
+    tokens, seqs = _gpu_batch_defaults(gpu)
     seqs = req.max_num_seqs or seqs
     if req.max_num_batched_tokens is None:
         tokens = min(tokens, seqs * ctx.max_model_len)
@@ -1011,7 +1015,11 @@ def _fit_problem(ctx: _Context, tp: int, mem: _Memory) -> str | None:
         return (f"the weights need {mem.weights_gib:.2f} GiB per GPU but "
                 f"{ctx.utilization} x {ctx.gpu.memory_gib} = {ctx.requested_gib:.2f} GiB is budgeted")
     if mem.num_blocks <= 1:
-        return f"no memory is left for the KV cache ({mem.kv_gib:.2f} GiB after weights, activation and overheads)"
+        if mem.kv_gib < 0:
+            return (f"no memory is left for the KV cache: weights, activation and overheads exceed the budget by "
+                    f"{-mem.kv_gib:.2f} GiB")
+        return (f"no memory is left for the KV cache ({mem.kv_gib:.2f} GiB, at most one "
+                f"{mem.layout.bytes_per_block / GIB:.2f} GiB block)")
     if not mem.holds_one:
         need = mem.layout.blocks_per_request(ctx.max_model_len) * mem.layout.bytes_per_block / GIB
         return (f"one {ctx.max_model_len}-token request needs {need:.2f} GiB of KV cache per GPU "
@@ -1431,7 +1439,10 @@ def _explain(ctx: _Context, s: _Sizing, speed: _Speed, drain: _Drain, start: _St
         "max_model_len": "--max-model-len" if req.max_model_len else "the model's context length (vLLM's default)",
         "max_concurrency_at_max_model_len": "KV blocks / blocks one max_model_len request needs (vLLM's 'Maximum concurrency')",
         "max_num_seqs": ("--max-num-seqs" if req.max_num_seqs else
-                         f"vLLM 0.33 default {s.default_max_num_seqs} for this GPU (get_batch_defaults), capped to the most "
+                         f"vLLM 0.33 default {_gpu_batch_defaults(gpu)[1]} for this GPU (get_batch_defaults)"
+                         + (f", at most max_num_batched_tokens ({s.max_num_batched_tokens})"
+                            if s.default_max_num_seqs < _gpu_batch_defaults(gpu)[1] else "")
+                         + ", capped to the most "
                          f"requests of {ctx.profile_tokens} tokens the KV cache holds ({s.profile_concurrency}) when vLLM "
                          "profiles with that value"),
         "max_num_batched_tokens": ("--max-num-batched-tokens" if req.max_num_batched_tokens else
