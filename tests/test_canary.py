@@ -16,7 +16,7 @@ from compose.core.errors import EXIT_INVALID, Findings, InvalidInput
 from compose.generate import overlay, routing
 from compose.publish import canary, gitops
 from compose.verify import checks
-from composer_helpers import run
+from composer_helpers import REPO, run
 from routing_helpers import GATEWAY, LLAMA, QWEN, built, objects, one, routed_repo, tree
 
 pytestmark = pytest.mark.usefixtures("kubectl")
@@ -421,6 +421,22 @@ def test_cli_start_set_weight_abort(repo):
     assert res.exit_code == 0 and f"deleted   overlays/{CANARY}/kustomization.yaml" in res.output
     res = run("canary", "promote", STABLE, repo=repo)
     assert res.exit_code == EXIT_INVALID and "no canary running" in res.output
+
+
+def test_the_cli_finds_the_crds_beside_the_repository_not_beside_its_staging_copy(pristine, tmp_path, monkeypatch):
+    """With the CRDs only at the documented default (../shared/crds beside the checkout),
+    every canary command looked for them beside the staging copy it checks
+    (.compose/txn-*/ or /tmp/compose-preview-*/) and exited 2."""
+    root = tmp_path / "repo"
+    shutil.copytree(pristine, root)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "crds").symlink_to(REPO.parent / "shared" / "crds")
+    monkeypatch.delenv("VLLM_COMPOSE_CRD_DIR", raising=False)
+    for args in (("start", STABLE, "--image", IMAGE, "--weight", "10", "--dry-run"),
+                 ("start", STABLE, "--image", IMAGE, "--weight", "10"), ("set-weight", STABLE, "20"),
+                 ("abort", STABLE)):
+        res = run("canary", *args, repo=root)
+        assert res.exit_code == 0, (args, res.output)
 
 
 def test_two_models_and_a_canary_behind_one_gateway_with_three_commands(tmp_path, crds):

@@ -409,10 +409,15 @@ def _stage(root: Path, txn: Transaction, change: CanaryChange) -> None:
     gitops.stage_all(root, txn)
 
 
-def _checker(change: CanaryChange, crd_dir: Path | None):
+def _checker(root: Path, change: CanaryChange, crd_dir: Path | None):
     """The transaction's last validation step: `compose check` on the overlays the command
-    touches, as they will be (Findings, exit 1, and nothing written, if any check fails)."""
+    touches, as they will be (Findings, exit 1, and nothing written, if any check fails).
+    The CRDs are the repository's (`../shared/crds` beside `root`, or the one given), not
+    beside the staging copy the check runs on."""
     from compose.verify import checks
+    from compose.verify.validate import default_crd_dir
+
+    crd_dir = crd_dir or default_crd_dir(root)
 
     def run(view: Path, _changes: list[Change]) -> None:
         dirs = [view / d for d in change.check_dirs if (view / d / KUSTOMIZATION).is_file()]
@@ -435,7 +440,7 @@ def preview(root: Path | str, change: CanaryChange, *, validate: bool = False,
     root = Path(root).resolve()
     with Transaction(root, scope=change.scope(), command=f"canary {change.command}", preview=True) as txn:
         _stage(root, txn, change)
-        changes = txn.preview(_checker(change, crd_dir)) if validate else txn.preview(check=True)
+        changes = txn.preview(_checker(root, change, crd_dir)) if validate else txn.preview(check=True)
     return [c for c in changes if c.status != UNCHANGED]
 
 
@@ -455,7 +460,7 @@ def apply_change(root: Path | str, change: CanaryChange, *, dry_run: bool = Fals
         return preview(root, change, validate=validate, crd_dir=crd_dir)
     with Transaction(root, scope=change.scope(), command=f"canary {change.command}") as txn:
         _stage(root, txn, change)
-        changes = txn.commit(_checker(change, crd_dir) if validate else None)
+        changes = txn.commit(_checker(root, change, crd_dir) if validate else None)
     return [c for c in changes if c.status != UNCHANGED]
 
 
