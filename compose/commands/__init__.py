@@ -124,7 +124,11 @@ def echo(text: str = "") -> None:
 
 
 def open_repo(repo):
-    """The repository a command works on, after recovering interrupted runs."""
+    """The repository a command works on, after recovering interrupted runs (each thing
+    recovery did is one `note:` line on stderr, so nothing changes silently)."""
     from compose.core.repo import open_repository
 
-    return open_repository(repo)
+    root, notes = open_repository(repo)
+    for note in notes:
+        typer.echo(f"note: {one_line(note)}", err=True)
+    return root

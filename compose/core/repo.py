@@ -47,11 +47,11 @@ def _check_trees(root: Path) -> None:
                                f"(`git checkout -- {name}` restores the tree)")
 
 
-def open_repository(start: Path | str | None = None) -> Path:
+def open_repository(start: Path | str | None = None) -> tuple[Path, list[str]]:
     """`find_root(start)`, after finishing or undoing whatever an interrupted compose run
-    left there (compose.core.transaction.recover): every command starts from here."""
+    left there (compose.core.transaction.recover): every command starts from here. The
+    notes say what recovery did."""
     from compose.core.transaction import recover_if_needed
 
     root = find_root(start)
-    recover_if_needed(root)
-    return root
+    return root, recover_if_needed(root)

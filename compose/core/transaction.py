@@ -179,10 +179,6 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
-def _unb64(text: str | None) -> bytes | None:
-    return None if text is None else base64.b64decode(text)
-
-
 def _read_bytes(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -360,11 +356,12 @@ def _legacy_leftovers(repo: Path) -> list[Path]:
     for entry in entries:
         if entry.is_dir(follow_symlinks=False) and staging.fullmatch(entry.name) and _only_generated(Path(entry.path)):
             found.append(Path(entry.path))
-    for dirpath, dirnames, filenames in os.walk(repo):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("node_modules", "__pycache__")]
-        for name in filenames:
-            if name.startswith(".") and temp.fullmatch(name):
-                found.append(Path(dirpath) / name)
+    for top in LEFTOVER_TREES:  # only where compose writes: never a user's file elsewhere in the repository
+        for dirpath, dirnames, filenames in os.walk(Path(repo) / top):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith(".") and temp.fullmatch(name):
+                    found.append(Path(dirpath) / name)
     return sorted(found)
 
 
@@ -432,9 +429,13 @@ def _recover_one(repo: Path, tdir: Path) -> str:
         shutil.rmtree(tdir, ignore_errors=True)
         return f"discarded an interrupted `compose` run that had not changed anything ({tdir.name})"
     root = Path(repo).resolve()
-    entries = [_Entry.from_doc(e, root) for e in doc["entries"]]
-    created = [str(root / d) for d in doc.get("created_dirs", [])]
-    command = doc.get("command", "?")
+    try:
+        entries, created = _checked_journal(doc, root)
+    except ValueError as err:
+        rel = tdir.relative_to(root) if tdir.is_relative_to(root) else tdir
+        raise InvalidInput(f"{rel}/{JOURNAL} is not a journal compose wrote ({err}); nothing was recovered: "
+                           f"look at it, then move {rel} out of the repository and re-run") from None
+    command = str(doc.get("command", "?"))[:80]
     with deferred_signals():
         if doc.get("state") == "commit":
             try:
@@ -454,6 +455,86 @@ def _recover_one(repo: Path, tdir: Path) -> str:
     return f"{outcome} an interrupted `compose {command}` ({len(entries)} file(s))"
 
 
+# The generated trees of format-1 journals, which recorded no scope, and the only trees
+# where leftovers of interrupted runs are looked for.
+_FORMAT1_SCOPE = LEFTOVER_TREES = ("overlays", "argocd", "flux")
+
+
+def _checked_journal(doc: object, root: Path) -> tuple[list["_Entry"], list[str]]:
+    """The entries and created directories of a journal, after checking everything recovery
+    would act on: the shape, strict base64, plain permission bits (no setuid), and every
+    path inside the scope the transaction recorded, never in .git/ or .compose/, and never
+    a scope that is the file system's root or holds the repository. ValueError says what
+    is wrong. (The journal lives in the repository's own .compose/: whoever can write it
+    can write the repository; this stops a corrupted or planted journal from writing
+    anywhere else, or bricking every command.)"""
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    raw_entries, raw_created = doc.get("entries"), doc.get("created_dirs", [])
+    raw_scope = doc.get("scope", list(_FORMAT1_SCOPE))
+    for key, value in (("entries", raw_entries), ("created_dirs", raw_created), ("scope", raw_scope)):
+        if not isinstance(value, list):
+            raise ValueError(f"{key} is not a list")
+    if not isinstance(doc.get("state", "commit"), str):
+        raise ValueError("state is not a string")
+
+    def place(raw: object, what: str) -> Path:
+        if not isinstance(raw, str) or not raw or "\x00" in raw:
+            raise ValueError(f"{what} is not a path")
+        path = Path(raw)
+        return (path if path.is_absolute() else root / path).resolve()
+
+    scope = [place(s, "a scope entry") for s in raw_scope]
+    for s in scope:
+        if s == Path(s.anchor) or root.is_relative_to(s):
+            raise ValueError(f"the scope {s} holds the repository or the whole file system")
+
+    def inside(path: Path, what: str) -> Path:
+        if path.is_relative_to(root) and path != root:
+            top = path.relative_to(root).parts[0]
+            if top in _FORBIDDEN_TOP:
+                raise ValueError(f"{what} {path} is in {top}/")
+        if not any(path == s or path.is_relative_to(s) for s in scope):
+            raise ValueError(f"{what} {path} is outside the transaction's scope")
+        return path
+
+    def blob(value: object, what: str) -> bytes | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"{what} is not base64 text")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (ValueError, TypeError):
+            raise ValueError(f"{what} is not valid base64") from None
+
+    def bits(value: object, what: str) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o7777:
+            raise ValueError(f"{what} is not a file mode")
+        return value & 0o777  # never setuid, setgid or sticky
+
+    entries = []
+    for i, e in enumerate(raw_entries):
+        if not isinstance(e, dict) or "path" not in e or "new" not in e or "mode" not in e:
+            raise ValueError(f"entry {i} lacks path, new or mode")
+        path = inside(place(e["path"], f"entry {i}'s path"), f"entry {i}'s path")
+        mode = bits(e["mode"], f"entry {i}'s mode")
+        entries.append(_Entry(path, blob(e["new"], f"entry {i}'s new"), 0o644 if mode is None else mode,
+                              blob(e.get("old"), f"entry {i}'s old"), bits(e.get("old_mode"), f"entry {i}'s old_mode")))
+    created = []
+    for d in raw_created:  # a directory made for the scope: inside it, or one of its missing parents
+        path = place(d, "a created directory")
+        if not any(s.is_relative_to(path) for s in scope):
+            inside(path, "a created directory")
+        elif path == Path(path.anchor) or root.is_relative_to(path) or (
+                path.is_relative_to(root) and path.relative_to(root).parts[0] in _FORBIDDEN_TOP):
+            raise ValueError(f"the created directory {path} holds the repository or is in .git/ or .compose/")
+        created.append(str(path))
+    return entries, created
+
+
 # --------------------------------------------------------------------------- journal entries
 
 
@@ -470,9 +551,6 @@ class _Entry:
         path = self.path.relative_to(repo).as_posix() if self.path.is_relative_to(repo) else str(self.path)
         return {"path": path, "new": _b64(self.new), "mode": self.mode, "old": _b64(self.old), "old_mode": self.old_mode}
 
-    @classmethod
-    def from_doc(cls, doc: dict, repo: Path) -> "_Entry":
-        return cls(repo / doc["path"], _unb64(doc["new"]), int(doc["mode"]), _unb64(doc["old"]), doc.get("old_mode"))
 
 
 def _apply_entries(entries: list[_Entry], point: str, root: Path | None = None) -> None:
@@ -862,7 +940,8 @@ class Transaction:
         fault("prepared")
         tdir = self._txn_dir()
         journal = tdir / JOURNAL
-        doc = {"format": 1, "command": self.command, "pid": os.getpid(), "state": "commit",
+        doc = {"format": 2, "command": self.command, "pid": os.getpid(), "state": "commit",
+               "scope": [self.rel(d) for d in self.scope],
                "entries": [e.to_doc(self.repo) for e in entries],
                "created_dirs": sorted(self.rel(Path(d)) for d in created_dirs)}
         with deferred_signals():
