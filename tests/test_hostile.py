@@ -286,6 +286,36 @@ def test_a_bad_kustomization_is_one_line(repo, content, needle):
     assert snapshot(repo) == before
 
 
+@pytest.mark.parametrize("where", ["overlays/dev-8b/patch-storage.yaml", "components/monitoring/podmonitor.yaml"])
+def test_a_billion_laughs_file_kustomize_reads_is_one_line_in_time(repo, where):
+    """A 511-byte alias bomb in a patch file ran `kubectl kustomize` out of memory: check,
+    list and build hung past a minute. Every file a kustomization hands kustomize is now
+    held to compose's own YAML bounds first."""
+    target = repo / where
+    if not target.is_file():  # a component file: whichever the monitoring component lists first
+        target = next(p for p in sorted((repo / "components" / "monitoring").glob("*.yaml"))
+                      if p.name != "kustomization.yaml")
+    target.write_text(target.read_text() + "\n---\n" + BILLION_LAUGHS)
+    before = snapshot(repo)
+    for args in (("build", "dev-8b"), ("check", "dev-8b")):
+        start = time.perf_counter()
+        res = cli(*args, repo=repo)
+        assert time.perf_counter() - start < 20, args
+        assert res.exit_code in (1, 2) and "billion laughs" in res.output, (args, res.output)
+        if res.exit_code == 2:
+            one_line_error(res)
+    assert snapshot(repo) == before
+
+
+def test_a_crd_directory_with_a_file_that_is_not_utf8_is_one_line(repo, tmp_path):
+    """`check --crd-dir /tmp` (any directory holding a binary *.yaml) was exit 3."""
+    crds = tmp_path / "crds"
+    shutil.copytree(Path(os.environ.get("VLLM_COMPOSE_CRD_DIR", REPO.parent / "shared" / "crds")), crds)
+    (crds / "latin1.yaml").write_bytes(b"kind: Foo\n\xff\xfe\n")
+    line = one_line_error(cli("check", "dev-8b", "--crd-dir", str(crds), repo=repo))
+    assert "latin1.yaml: not UTF-8" in line, line
+
+
 def test_an_unexpected_error_is_one_line_with_the_saved_traceback(repo, monkeypatch):
     from compose.publish import regenerate
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compose.core import yamlio
-from compose.core.errors import BuildFailed, ToolMissing
+from compose.core.errors import BuildFailed, InvalidInput, ToolMissing
 
 INSTALL_HINT = (
     "kubectl not found on PATH; install kubectl >= 1.27 (it embeds kustomize v5), "
@@ -32,6 +32,63 @@ class Rendered:
 
 
 BUILD_TIMEOUT_SECONDS = 120
+MAX_INPUT_BYTES = 4 * 1024 * 1024  # one file kustomize reads; the repository's are kilobytes
+_KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+_LISTS = ("resources", "components", "patchesStrategicMerge", "configurations", "crds", "generators",
+          "transformers", "validators")
+_PATH_LISTS = ("patches", "patchesJson6902", "replacements")
+
+
+def guard_inputs(directory: Path, shown: str | None = None) -> None:
+    """Check every local file the kustomization at `directory` hands to kustomize (its
+    resources, components, patches and the kustomizations they name, transitively) the
+    way compose checks its own YAML: at most MAX_INPUT_BYTES, nesting and alias expansion
+    bounded (yamlio). kustomize has no such bounds: a 511-byte "billion laughs" patch ran
+    `kubectl kustomize` out of memory. Remote resources are kustomize's business."""
+    root = Path(directory)
+    shown = shown or str(root)
+
+    def name(path: Path) -> str:
+        try:
+            return f"{shown}/{path.relative_to(root)}" if path != root else shown
+        except ValueError:
+            return str(path)
+
+    def text_of(path: Path) -> str:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return ""  # kustomize names what it cannot read
+        if size > MAX_INPUT_BYTES:
+            raise InvalidInput(f"{name(path)}: {size:,} bytes, more than {MAX_INPUT_BYTES // 2**20} MiB for one file "
+                               "kustomize reads; fix or remove the file")
+        text = yamlio.read_text(path, name(path))
+        yamlio.guard(text, name(path))
+        return text
+
+    seen: set[Path] = set()
+    stack = [root]
+    while stack:
+        here = stack.pop()
+        if here.resolve() in seen:
+            continue
+        seen.add(here.resolve())
+        kfile = next((here / k for k in _KUSTOMIZATIONS if (here / k).is_file()), None)
+        if kfile is None:
+            continue
+        docs = yamlio.load_all(text_of(kfile), name(kfile))
+        data = docs[0] if docs and isinstance(docs[0], dict) else {}
+        refs = [r for key in _LISTS for r in (data.get(key) or []) if isinstance(data.get(key), list)]
+        refs += [p.get("path") for key in _PATH_LISTS if isinstance(data.get(key), list)
+                 for p in data[key] if isinstance(p, dict)]
+        for ref in refs:
+            if not isinstance(ref, str) or "://" in ref or ref.startswith(("github.com/", "git@")):
+                continue
+            target = here / ref
+            if target.is_dir():
+                stack.append(target)
+            elif target.is_file():
+                text_of(target)
 
 
 def build(directory: Path | str, display: str | None = None) -> Rendered:
@@ -40,6 +97,7 @@ def build(directory: Path | str, display: str | None = None) -> Rendered:
     `display` names the directory in messages instead of its path (a staging view)."""
     directory = Path(directory)
     shown = display or str(directory)
+    guard_inputs(directory, shown)
     try:
         proc = subprocess.run(
             [kubectl(), "kustomize", str(directory)],

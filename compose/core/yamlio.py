@@ -44,7 +44,7 @@ MAX_DEPTH = 500  # nesting levels; far deeper than any manifest, far shallower t
 MAX_NODES = 5_000_000  # nodes once aliases are expanded ("billion laughs")
 
 
-def _guard(text: str, source: str) -> None:
+def guard(text: str, source: str) -> None:
     """Refuse YAML that would exhaust the stack (libyaml's composer recurses in C and
     segfaults past ~50,000 levels) or expand aliases into billions of nodes. One pass
     over the parser's events: linear in the text."""
@@ -86,7 +86,7 @@ def load_all(text: str, source: str = "<string>", trusted: bool = False) -> list
     (kustomize's own output), the text is first checked for depth and alias expansion."""
     try:
         if not trusted:
-            _guard(text, source)
+            guard(text, source)
         return [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
     except yaml.YAMLError as err:
         raise InvalidInput(f"{source}: malformed YAML ({_one_line(err)[:300]}); fix the file") from None

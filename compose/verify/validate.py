@@ -343,13 +343,24 @@ def _crd_files(resolved: str) -> list[Path]:
     return [f for f in sorted(Path(resolved).rglob("*.y*ml")) if f.suffix in (".yaml", ".yml")]
 
 
+def _crd_text(f: Path) -> str:
+    """A file of the CRD directory as text; not UTF-8 or unreadable is one InvalidInput line."""
+    try:
+        return f.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidInput(f"{f}: not UTF-8 text (byte {err.start}), so not a CRD file; remove it from the CRD "
+                           "directory or point --crd-dir elsewhere") from None
+    except OSError as err:
+        raise InvalidInput(f"{f}: cannot read it ({err.strerror or err}); fix it or point --crd-dir elsewhere") from None
+
+
 @lru_cache(maxsize=256)
 def _file_validators(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
     """The validators of every CRD version in one file (cached while the file is unchanged)."""
     f = Path(path)
     out: dict[tuple[str, str], jsonschema.Draft4Validator] = {}
     try:
-        docs = list(yaml.load_all(f.read_text(), Loader=_Loader))
+        docs = list(yaml.load_all(_crd_text(f), Loader=_Loader))
     except yaml.YAMLError as err:
         raise InvalidInput(f"{f}: malformed CRD YAML ({' '.join(str(err).split())})") from err
     for d in docs:
@@ -393,7 +404,7 @@ _KIND_LINE = re.compile(r"^[ \t]*kind:[ \t]*[\'\"]?([A-Za-z][A-Za-z0-9]*)[\'\"]?
 def _kind_index(resolved: str, stamp: tuple) -> dict[str, tuple[Path, ...]]:
     index: dict[str, list[Path]] = {}
     for f in _crd_files(resolved):
-        for kind in set(_KIND_LINE.findall(f.read_text())):
+        for kind in set(_KIND_LINE.findall(_crd_text(f))):
             index.setdefault(kind, []).append(f)
     return {k: tuple(v) for k, v in index.items()}
 
