@@ -316,6 +316,23 @@ def test_a_crd_directory_with_a_file_that_is_not_utf8_is_one_line(repo, tmp_path
     assert "latin1.yaml: not UTF-8" in line, line
 
 
+def test_a_diff_never_puts_control_characters_on_the_terminal_and_keeps_git_line_ends(repo):
+    """A hand-edited README with an OSC title sequence, BEL, clear-screen and U+202E: the
+    `regen --check` diff printed them raw. A form feed or U+2028 split lines git does not
+    split, and the "git apply-able" diff came out corrupt."""
+    readme = repo / "overlays" / "dev-8b" / "README.md"
+    generated = readme.read_text()
+    readme.write_text(generated.replace("\n", "\x1b]0;PWNED\x07\x1b[2J\u202e evil\n", 2))
+    res = cli("regen", "--all", "--check", repo=repo)
+    assert res.exit_code == 1 and "\\u001b]0;PWNED\\u0007" in res.output, res.output
+    assert not any(c in res.output for c in ("\x1b", "\x07", "\u202e")), repr(res.output[:300])
+    assert "control characters shown escaped" in res.output
+    readme.write_text(generated.replace("# dev-8b", "# dev\f-8b\u2028x", 1))
+    res = cli("regen", "dev-8b", "--dry-run", repo=repo)
+    hunk = [line for line in res.stdout.splitlines() if line.startswith(("-# dev", "+# dev"))]
+    assert hunk == ["-# dev\\u000c-8b\\u2028x", "+# dev-8b"], res.stdout
+
+
 def test_an_unexpected_error_is_one_line_with_the_saved_traceback(repo, monkeypatch):
     from compose.publish import regenerate
 

@@ -13,6 +13,8 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compose.core.text import terminal_safe
+
 CREATED, UPDATED, UNCHANGED, DELETED = "created", "updated", "unchanged", "deleted"
 
 
@@ -33,7 +35,10 @@ class Change:
         return str(self.path)
 
     def diff(self, root: Path | None = None) -> str:
-        """A `git apply`-able diff of this change, paths relative to `root`."""
+        """A `git apply`-able diff of this change, paths relative to `root`, safe to print:
+        lines split at "\n" only (as git does), and control, format and bidi characters of
+        a hand-edited file shown as \\uXXXX (tabs kept), with a line before the file's
+        header saying so (git apply skips it; that file's hunk then does not apply as is)."""
         if self.status == UNCHANGED:
             return ""
         name = self.display(root)
@@ -43,20 +48,24 @@ class Change:
         elif self.new is None:
             head.append("deleted file mode 100644\n")
         body = difflib.unified_diff(
-            (self.old or "").splitlines(keepends=True),
-            (self.new or "").splitlines(keepends=True),
+            _git_lines(self.old or ""),
+            _git_lines(self.new or ""),
             fromfile=f"a/{name}" if self.old is not None else "/dev/null",
             tofile=f"b/{name}" if self.new is not None else "/dev/null",
         )
-        lines = []
+        lines, escaped = [], False
         for line in body:
-            if not line.endswith("\n"):
-                line += "\n\\ No newline at end of file\n"
-            lines.append(line)
+            end = "\n" if line.endswith("\n") else "\n\\ No newline at end of file\n"
+            content = line[:-1] if line.endswith("\n") else line
+            safe = "\t".join(terminal_safe(part) for part in content.split("\t"))
+            escaped |= safe != content
+            lines.append(safe + end)
         if not lines:  # an empty file created or deleted
             lines = [f"--- {'a/' + name if self.old is not None else '/dev/null'}\n",
                      f"+++ {'b/' + name if self.new is not None else '/dev/null'}\n"]
-        return "".join(head + lines)
+        note = ([f"# {name}: control characters shown escaped (\\uXXXX); this file's hunks do not apply as is\n"]
+                if escaped else [])
+        return "".join(note + head + lines)
 
 
 @dataclass
@@ -124,6 +133,14 @@ def summary(changes: list[Change], *, preview: bool = False) -> str:
     else:
         parts = [f"{counts[s]} {s}" for s in (CREATED, UPDATED, DELETED, UNCHANGED) if counts[s]]
     return ", ".join(parts) or "no files"
+
+
+def _git_lines(text: str) -> list[str]:
+    """`text` split after each "\n" only; str.splitlines also splits at \f, \x1c-\x1e,
+    \x85 and U+2028/9, which git does not treat as line ends (the hunks came out wrong)."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    return lines + [parts[-1]] if parts[-1] else lines
 
 
 def diff(changes: list[Change], root: Path | None = None) -> str:
