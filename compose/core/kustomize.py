@@ -7,6 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from compose.core import yamlio
 from compose.core.errors import BuildFailed, InvalidInput, ToolMissing
 
@@ -63,7 +65,10 @@ def guard_inputs(directory: Path, shown: str | None = None) -> None:
             raise InvalidInput(f"{name(path)}: {size:,} bytes, more than {MAX_INPUT_BYTES // 2**20} MiB for one file "
                                "kustomize reads; fix or remove the file")
         text = yamlio.read_text(path, name(path))
-        yamlio.guard(text, name(path))
+        try:
+            yamlio.guard(text, name(path))
+        except yaml.YAMLError:  # malformed: kustomize's own message names the problem
+            return ""
         return text
 
     seen: set[Path] = set()
@@ -76,7 +81,11 @@ def guard_inputs(directory: Path, shown: str | None = None) -> None:
         kfile = next((here / k for k in _KUSTOMIZATIONS if (here / k).is_file()), None)
         if kfile is None:
             continue
-        docs = yamlio.load_all(text_of(kfile), name(kfile))
+        text = text_of(kfile)  # a bomb is refused here
+        try:
+            docs = yamlio.load_all(text, name(kfile))
+        except InvalidInput:  # malformed (a duplicate key, ...): kustomize's own message names it
+            continue
         data = docs[0] if docs and isinstance(docs[0], dict) else {}
         refs = [r for key in _LISTS for r in (data.get(key) or []) if isinstance(data.get(key), list)]
         refs += [p.get("path") for key in _PATH_LISTS if isinstance(data.get(key), list)
