@@ -423,6 +423,27 @@ def test_cli_start_set_weight_abort(repo):
     assert res.exit_code == EXIT_INVALID and "no canary running" in res.output
 
 
+def test_a_canary_whose_stable_overlay_was_deleted_is_refused_by_regen_and_removed_by_abort(repo):
+    """`regen --all` kept the orphan (and its Flux dependsOn on an overlay that no longer
+    exists, waiting forever), exit 0; `check` named `canary abort` as the fix, which then
+    said "no overlay"."""
+    start(repo)
+    shutil.rmtree(repo / "overlays" / STABLE)
+    before = tree(repo)
+    res = run("regen", "--all", repo=repo)
+    assert res.exit_code == EXIT_INVALID and f"overlays/{CANARY} is the canary of {STABLE}, which no longer exists" \
+        in res.stderr, res.output
+    assert tree(repo) == before
+    for name in (STABLE, CANARY):  # either name removes it
+        work = repo.parent / f"orphan-{name}"
+        shutil.copytree(repo, work)
+        res = run("canary", "abort", name, repo=work)
+        assert res.exit_code == 0, res.output
+        assert not (work / "overlays" / CANARY).exists() and f"{CANARY} is removed" in res.output
+        assert run("regen", "--all", "--check", repo=work).exit_code == 0
+        assert not any(CANARY in p.read_text() for d in ("argocd", "flux") for p in (work / d).rglob("*.yaml"))
+
+
 def test_the_cli_finds_the_crds_beside_the_repository_not_beside_its_staging_copy(pristine, tmp_path, monkeypatch):
     """With the CRDs only at the documented default (../shared/crds beside the checkout),
     every canary command looked for them beside the staging copy it checks

@@ -383,9 +383,30 @@ def plan_promote(root: Path | str, name: str) -> CanaryChange:
     return _finish("promote", root, stable, fs, [str(sdir.relative_to(root))], notes)
 
 
+def _orphan(root: Path, name: str) -> tuple[str, Path] | None:
+    """(stable, canary directory) when OVERLAY names a canary whose stable overlay is gone."""
+    name = _check_overlay_arg(name)
+    cdir = overlay.overlays_dir(root) / (name if name.endswith(routing.CANARY_SUFFIX) else routing.canary_name(name))
+    if cdir.is_symlink() or not (cdir / PLAN_FILE).is_file():
+        return None
+    stable = _plan_doc(cdir)["inputs"].get("canary_of")
+    if not isinstance(stable, str) or (overlay.overlays_dir(root) / stable / KUSTOMIZATION).is_file():
+        return None
+    return stable, cdir
+
+
 def plan_abort(root: Path | str, name: str) -> CanaryChange:
-    """`compose canary abort`: remove the canary; all traffic back to the stable overlay."""
+    """`compose canary abort`: remove the canary; all traffic back to the stable overlay.
+    A canary whose stable overlay was deleted by hand is removed on its own."""
     root = Path(root).resolve()
+    orphan = _orphan(root, name)
+    if orphan:
+        stable, cdir = orphan
+        fs = FileSet(root)
+        _delete_overlay(root, fs, cdir)
+        return _finish("abort", root, stable, fs, [],
+                       [f"{cdir.name} is removed; its stable overlay {stable} no longer exists, so nothing takes its "
+                        "traffic"])
     stable, sdir, _, sopts = _stable(root, name)
     cdir, _, _ = _require_canary(root, stable, sopts)
     fs = FileSet(root)
@@ -472,7 +493,8 @@ def run(root: Path | str, name: str, plan, *, dry_run: bool = False, validate: b
     if dry_run:
         change = plan(root)
         return change, preview(root, change, validate=validate, crd_dir=crd_dir)
-    stable, _ = resolve(root, name)
+    orphan = _orphan(root, name)
+    stable = orphan[0] if orphan else resolve(root, name)[0]
     from compose.core.transaction import repository_lock
 
     with repository_lock(root, "canary"):

@@ -100,12 +100,18 @@ def _regen_all(root: Path, dirs: list[Path], *, check: bool, dry_run: bool) -> O
     settings = gitops.recorded_settings(root)
     scope = ["overlays", MONITORING_DIR, *(s.out for s in settings)]
     kept: list[Path] = []
+    overlays_root = overlay.overlays_dir(root)
     with Transaction(root, scope=scope, command="regen --all", preview=preview) as txn:
         problems = []
         for directory in dirs:
             if not (directory / overlay.PLAN_FILE).is_file():
                 continue  # written by hand: nothing to replay
             try:
+                stable = (overlay.load_plan_file(directory).get("inputs") or {}).get("canary_of")
+                if isinstance(stable, str) and not (overlays_root / stable / overlay.KUSTOMIZATION).is_file():
+                    raise InvalidInput(f"overlays/{directory.name} is the canary of {stable}, which no longer exists "
+                                       f"(its GitOps entry would wait on it forever): restore overlays/{stable}, or "
+                                       f"remove the canary with `compose canary abort {directory.name}`")
                 kept += overlay.stage_regen(root, directory, txn).kept
             except InvalidInput as err:  # keep going: report every broken overlay at once
                 problems.append(str(err))
