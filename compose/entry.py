@@ -22,9 +22,18 @@ def _interrupt(signum, frame):
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = False
     try:
         from compose.cli import run
-    except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted (before the command started; nothing was changed)\n")
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(run())
+
+        started = True
+        code = run()
+    except KeyboardInterrupt:  # before run() took the signals over, or after it gave them back
+        sys.stderr.write("error: interrupted (before the command started; nothing was changed)\n" if not started
+                         else "error: interrupted as the command finished; its change is complete\n")
+        code = EXIT_INTERRUPTED
+    # the command is over and its exit code stands: a signal now would only lose it
+    # (Python's shutdown puts the default handlers back, so a late SIGTERM ended with -15)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
