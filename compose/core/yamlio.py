@@ -41,6 +41,7 @@ _StrictLoader.add_constructor(
 
 
 MAX_DEPTH = 500  # nesting levels; far deeper than any manifest, far shallower than the C parser's stack
+MAX_CHARS = 4 * 1024 * 1024  # one file of hand-editable YAML; compose's own are kilobytes (6 MB took 40 s)
 MAX_NODES = 5_000_000  # nodes once aliases are expanded ("billion laughs")
 
 
@@ -48,6 +49,9 @@ def guard(text: str, source: str) -> None:
     """Refuse YAML that would exhaust the stack (libyaml's composer recurses in C and
     segfaults past ~50,000 levels) or expand aliases into billions of nodes. One pass
     over the parser's events: linear in the text."""
+    if len(text) > MAX_CHARS:
+        raise InvalidInput(f"{source}: {len(text):,} characters of YAML, more than {MAX_CHARS // 2**20} Mi; "
+                           "compose's files are kilobytes: fix or replace the file")
     sizes: dict[str, int] = {}
     stack: list[list] = [[0, None]]
     total = 0
