@@ -362,6 +362,9 @@ def test_refusals_are_one_line_and_write_nothing(repo, tmp_path):
         (dict(weight=101, image=IMAGE), "0 to 100"),
         (dict(weight=10, image=IMAGE, replicas=9), "fixed 1 to 4"),
         (dict(weight=10, sets=["spot=false"]), "would equal"),
+        # the stable overlay runs the base's image: naming that image changes nothing either
+        (dict(weight=10, image="vllm/vllm-openai:v0.33.0"), "would equal .*image already has that value"),
+        (dict(weight=10, vllm_version="0.33.0"), "would equal"),
     ]
     for kw, message in cases:
         with pytest.raises(InvalidInput, match=message):

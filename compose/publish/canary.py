@@ -32,6 +32,7 @@ from compose.core.errors import Findings, InvalidInput, NotOurs
 from compose.core.transaction import Transaction
 from compose.core.writer import UNCHANGED, Change, FileSet
 from compose.generate import overlay, routing
+from compose.plan import planner
 from compose.generate.options import KUSTOMIZATION, PLAN_FILE, Options, is_generated
 
 # `--set KEY=VALUE`: the inputs a canary may change, with their types. The model, env, name,
@@ -309,8 +310,11 @@ def plan_start(
                            "pods; regenerate it without --no-monitoring")
     namespace = (sdoc.get("overlay") or {}).get("namespace") or stable
     new = {k: v for k, v in {"image": image, "revision": revision, **changes}.items() if v is not None}
-    if all(getattr(sopts, k) == v for k, v in new.items()):
-        raise InvalidInput(f"the canary would equal {stable}: {', '.join(sorted(new))} already have these values")
+    # the stable overlay without --image runs the base's image, vLLM's release the planner models
+    current = {"image": sopts.image or f"{VLLM_IMAGE}:v{planner.VLLM_VERSION}"}
+    if all(current.get(k, getattr(sopts, k)) == v for k, v in new.items()):
+        same = "already has that value" if len(new) == 1 else "already have these values"
+        raise InvalidInput(f"the canary would equal {stable}: {', '.join(sorted(new))} {same}; change something")
     copts = dataclasses.replace(
         sopts,
         **new,
