@@ -387,6 +387,11 @@ def test_refusals_are_one_line_and_write_nothing(repo, tmp_path):
     blind = routed_repo(tmp_path / "blind", dict(QWEN, gateway=GATEWAY, monitoring=False), gitops_output=False)
     with pytest.raises(InvalidInput, match="no monitoring"):
         canary.plan_start(blind, STABLE, weight=5, image=IMAGE)
+    # A valid name with no room for "-canary": the fix is the stable overlay's name, not a --name canary lacks.
+    long = routed_repo(tmp_path / "long", dict(QWEN, gateway=GATEWAY, name="qwen-a-very-long-name-for-tests-12"),
+                       gitops_output=False)
+    with pytest.raises(InvalidInput, match="needs a name of at most 34 characters .regenerate it with a shorter"):
+        canary.plan_start(long, "dev-qwen-a-very-long-name-for-tests-12", weight=5, image=IMAGE)
 
 
 def test_validate_refuses_a_change_that_fails_compose_check(repo):

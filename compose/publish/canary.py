@@ -299,6 +299,13 @@ def plan_start(
     if isinstance(replicas, bool) or not 1 <= int(replicas) <= MAX_REPLICAS:
         raise InvalidInput(f"invalid --replicas {replicas!r}: a canary runs a fixed 1 to {MAX_REPLICAS} replicas")
     stable, sdir, sdoc, sopts = _stable(root, name)
+    from compose.core.names import MAX_OVERLAY_NAME
+
+    if len(routing.canary_name(stable)) > MAX_OVERLAY_NAME:
+        room = MAX_OVERLAY_NAME - len(routing.CANARY_SUFFIX)
+        raise InvalidInput(f"{stable} is {len(stable)} characters, so its canary {routing.canary_name(stable)} would "
+                           f"be longer than the {MAX_OVERLAY_NAME} an overlay name may have: a stable overlay with a "
+                           f"canary needs a name of at most {room} characters (regenerate it with a shorter --name)")
     if _canary(root, stable) is not None or sopts.canary_weight is not None:
         raise InvalidInput(f"{stable} already has a canary ({routing.canary_name(stable)}); "
                            f"`compose canary set-weight|promote|abort {stable}` first")
