@@ -307,6 +307,17 @@ def test_a_billion_laughs_file_kustomize_reads_is_one_line_in_time(repo, where):
     assert snapshot(repo) == before
 
 
+def test_a_byte_order_mark_does_not_make_a_generated_file_look_hand_written(repo):
+    """An editor's BOM in front of the header: `regen` said compose had not generated the
+    overlay (and named a --name regen does not take) while `check` passed it."""
+    plan = repo / "overlays" / "dev-8b" / "compose-plan.yaml"
+    generated = plan.read_text()
+    plan.write_text("\ufeff" + generated)
+    assert cli("regen", "--all", "--check", repo=repo).exit_code == 1  # drift, not "not ours"
+    res = cli("regen", "dev-8b", repo=repo)
+    assert res.exit_code == 0 and plan.read_text() == generated, res.output
+
+
 def test_a_crd_directory_with_a_file_that_is_not_utf8_is_one_line(repo, tmp_path):
     """`check --crd-dir /tmp` (any directory holding a binary *.yaml) was exit 3."""
     crds = tmp_path / "crds"

@@ -37,8 +37,9 @@ _HTML_MARK = "<!-- " + GENERATED_MARK.removeprefix("# ")
 
 
 def is_generated(text: str) -> bool:
-    """True if the file still carries the generated header (YAML or Markdown form)."""
-    return text.startswith((GENERATED_MARK, _HTML_MARK))
+    """True if the file still carries the generated header (YAML or Markdown form); a byte
+    order mark an editor put in front does not hide it (YAML ignores it too)."""
+    return text.removeprefix("\ufeff").startswith((GENERATED_MARK, _HTML_MARK))
 
 
 @dataclass(frozen=True)
