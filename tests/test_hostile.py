@@ -307,6 +307,22 @@ def test_a_billion_laughs_file_kustomize_reads_is_one_line_in_time(repo, where):
     assert snapshot(repo) == before
 
 
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_state_directory_that_is_not_a_directory_is_named(repo, tmp_path, kind):
+    """`.compose` as a file said "cannot write to the repository (File exists) ... fix the
+    permissions"; as a link it put the lock and journals wherever it pointed."""
+    state = repo / ".compose"
+    shutil.rmtree(state, ignore_errors=True)
+    if kind == "file":
+        state.write_text("x\n")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        state.symlink_to(tmp_path / "elsewhere")
+    line = one_line_error(cli("regen", "--all", repo=repo))
+    assert ".compose in" in line and ("a file" if kind == "file" else "a symbolic link") in line, line
+    assert kind == "file" or not list((tmp_path / "elsewhere").iterdir())
+
+
 def test_a_byte_order_mark_does_not_make_a_generated_file_look_hand_written(repo):
     """An editor's BOM in front of the header: `regen` said compose had not generated the
     overlay (and named a --name regen does not take) while `check` passed it."""

@@ -247,6 +247,9 @@ _held: dict[str, int] = {}
 
 def _ensure_state_dir(repo: Path, command: str) -> Path:
     sdir = state_dir(repo)
+    if sdir.is_symlink() or (sdir.exists() and not sdir.is_dir()):
+        raise InvalidInput(f"{STATE_DIR} in {repo} is {'a symbolic link' if sdir.is_symlink() else 'a file'}, not the "
+                           f"directory compose keeps its lock and journals in; move it away and re-run")
     try:
         sdir.mkdir(exist_ok=True)
         ignore = sdir / ".gitignore"
