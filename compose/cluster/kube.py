@@ -733,13 +733,15 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None,
     # one retry on a dropped connection; no retry on a status, and no sleeping for the
     # server's Retry-After (a 503 saying "in an hour" is a finding, not a wait)
     cfg.retries = urllib3.Retry(total=1, status=0, respect_retry_after_header=False)
-    if not cfg.verify_ssl:  # the kubeconfig's choice; said once in the report's header, not per request
-        import warnings
+    import warnings
 
+    if not cfg.verify_ssl:  # the kubeconfig's choice; said once in the report's header, not per request
         warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         source += " (TLS not verified: insecure-skip-tls-verify)"
     try:
-        api = client.ApiClient(cfg)
+        with warnings.catch_warnings():  # urllib3 warns before it fails; the error line says it all
+            warnings.simplefilter("ignore")
+            api = client.ApiClient(cfg)
     except ImportError as err:  # a socks5:// proxy-url without PySocks
         raise InvalidInput(f"kubeconfig {joined}: proxy-url {_short(redact_url(str(cfg.proxy)))} needs a module that "
                            f"is not installed ({err.name or err}); pip install 'urllib3[socks]', or use an http:// "
