@@ -79,6 +79,9 @@ def test_not_fitting_json_prints_the_plan_and_exits_2():
         (("plan", "llama-3.1-70b", "--gpu", "h100-80gb", "--gpus-per-node", "3"),
          "weights, activation and overheads exceed the budget by 0.29 GiB"),
         (("plan", "/dev/zero", "--gpu", "l4"), "/dev/zero: not a regular file"),
+        # a TP beyond the node's GPUs: the way out is a TP the node can run, not a shorter context at TP 2
+        (("plan", "qwen2.5-7b", "--gpu", "l4", "--gpus-per-node", "1", "-tp", "2"),
+         "TP 2 needs 2 GPUs but a l4 node has 1; way out: a --tensor-parallel-size up to 1 (1 fits)"),
         (("plan", "llama-3.1-8b", "--gpu", "h100-80gb", "-tp", "2", "--enable-expert-parallel"),
          "expert parallelism needs a mixture-of-experts model; valid sizes on one node: [1, 2, 4, 8]"),
     ],

@@ -1080,6 +1080,10 @@ def _way_out(ctx: _Context, sizing: _Sizing) -> str:
     """One line: what failed and the ways out (TP, GPU, quantization, context, nodes)."""
     options = []
     larger = [s for s in _candidates(ctx) if s.tp > sizing.tp and s.fits]
+    within = [s for s in _candidates(ctx) if s.fits] if sizing.tp > ctx.gpus_per_node else []
+    if within:  # the TP asked for needs more GPUs than a node has, and one the node can run fits
+        return (f"{ctx.model.slug} does not fit on {ctx.gpu.name} at TP {sizing.tp}: {sizing.problem}; way out: "
+                f"a --tensor-parallel-size up to {ctx.gpus_per_node} ({within[-1].tp} fits)")
     if larger:
         options.append(f"a higher --tensor-parallel-size ({larger[0].tp} fits)")
     else:
@@ -1099,11 +1103,14 @@ def _way_out(ctx: _Context, sizing: _Sizing) -> str:
             )
     if ctx.arch.quantization is None:
         options.append("a quantized variant (FP8 halves the weights)")
-    shorter = _max_len_that_fits(ctx, sizing)
-    if shorter:
-        options.append(f"a shorter context (--max-model-len {shorter} fits at TP {sizing.tp})")
-    if ctx.kv_dtype_bytes > 1 and sizing.kv_gib > 0:
-        options.append("--kv-cache-dtype fp8 (half the KV bytes per token)")
+    # memory ways out, at a TP the node can run (the largest, when the one asked for is beyond it)
+    at = sizing if sizing.tp <= ctx.gpus_per_node else max(_candidates(ctx), key=lambda c: c.tp, default=None)
+    if at is not None:
+        shorter = _max_len_that_fits(ctx, at)
+        if shorter:
+            options.append(f"a shorter context (--max-model-len {shorter} fits at TP {at.tp})")
+        if ctx.kv_dtype_bytes > 1 and at.kv_gib > 0:
+            options.append("--kv-cache-dtype fp8 (half the KV bytes per token)")
     return f"{ctx.model.slug} does not fit on {ctx.gpu.name} at TP {sizing.tp}: {sizing.problem}; way out: " + "; ".join(options)
 
 
