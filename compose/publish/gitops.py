@@ -300,7 +300,8 @@ def check_out(repo_root: Path, out: str | Path, flavour: str) -> str:
         raise InvalidInput(f"invalid --out {str(out)!r}: it must be a subdirectory of the repository {root}")
     rel = path.relative_to(root).as_posix()
     if rel.split("/")[0] in PROTECTED_DIRS:
-        raise InvalidInput(f"invalid --out {str(out)!r}: choose a directory outside overlays/, base/ and components/")
+        raise InvalidInput(f"invalid --out {str(out)!r}: choose a directory outside "
+                           f"{', '.join(d + '/' for d in sorted(PROTECTED_DIRS))}")
     if path.exists() and not path.is_dir():
         raise InvalidInput(f"invalid --out {str(out)!r}: it is a file; choose a directory (default: {DEFAULT_OUT[flavour]}/)")
     # Another GitOps tree (argocd/, flux/, a recorded --out): never inside or around it. The
