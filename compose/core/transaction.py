@@ -712,11 +712,14 @@ class Transaction:
         raw = str(path)
         if "\x00" in raw:
             raise InvalidInput(f"invalid path {raw!r}: it contains a NUL byte")
-        p = Path(path)
-        p = (p if p.is_absolute() else self.repo / p).resolve()
+        given = Path(path)
+        given = given if given.is_absolute() else self.repo / given
+        p = given.resolve()
         self._check_not_forbidden(p, raw)
         if not any(p == s or p.is_relative_to(s) for s in self.scope):
             shown = self.rel(p)
+            if given.absolute() != p:  # a symbolic link on the way: name the file, then where it leads
+                shown = f"{self.rel(Path(os.path.normpath(given)))} (a link to {shown})"
             owned = ", ".join(self.rel(s) + "/" for s in self.scope) or "nothing"
             raise OutOfScope(
                 f"`compose {self.command}` may only write {owned}, not {shown}; nothing was written"

@@ -19,7 +19,7 @@ from typing import Any
 
 from compose.core import kustomize, names, yamlio
 from compose.core.errors import DoesNotFit, Drift, InvalidInput, NotOurs, OverlayExists, UnknownGPU
-from compose.core.transaction import Transaction
+from compose.core.transaction import OutOfScope, Transaction
 from compose.core.writer import UNCHANGED, Change
 from compose.core.writer import report as writer_report
 from compose.generate import alerts, canaryalerts, routing
@@ -961,8 +961,8 @@ def stage_regen(repo: Path, directory: Path, txn: Transaction) -> WriteResult:
     try:
         return stage(repo, opts, txn, allow_existing=True, expect=directory.name)
     except InvalidInput as err:
-        if str(err).startswith(("overlays/", source)):
-            raise
+        if isinstance(err, OutOfScope) or str(err).startswith(("overlays/", source)):
+            raise  # these name their file themselves
         raise InvalidInput(f"{source}: {err}") from None
 
 
