@@ -102,14 +102,10 @@ def _model_for(path: str) -> str | None:
         return discovery[tuple(parts)]
     if parts[:1] == ["api"] and len(parts) == 2 or parts[:1] == ["apis"] and len(parts) == 3:
         return "V1APIResourceList"  # /api/v1, /apis/<group>/<version>
-    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
-    if len(rest) > 2 and rest[0] == "namespaces":
-        rest = rest[2:]
-    if not rest or len(rest) > 2:  # not a collection or an object (discovery, a subresource)
-        return None
-    if rest[0] == "events" and parts[1:2] == ["events.k8s.io"]:
+    collection = _collection(path)  # None: not a collection or an object (a subresource)
+    if collection == "events" and parts[1:2] == ["events.k8s.io"]:
         return "EventsV1Event"
-    return _MODELS.get(rest[0])
+    return _MODELS.get(collection) if collection else None
 
 
 def _drop_nulls(obj: dict) -> None:
