@@ -65,6 +65,8 @@ def recorded(control_plane, cluster_crds):
         answers[_key(path, query)] = data
         return data
 
+    # another test's prod-70b may still be terminating: the overlay's namespace is the same
+    delete_namespace(cp, OVERLAY, wait=True)
     with fn.node_set(cp, [fn.in_zone(fn.EKS_P5_48XLARGE, 0), fn.in_zone(fn.EKS_P5_48XLARGE, 1)]):
         applied = apply_rendered(cp, kustomize.build(REPO / "overlays" / OVERLAY).docs)
         try:
@@ -76,7 +78,7 @@ def recorded(control_plane, cluster_crds):
                     assert res.exit_code in (0, 1) and "internal error" not in res.output, res.output
         finally:
             for ns in applied.namespaces:
-                delete_namespace(cp, ns)
+                delete_namespace(cp, ns, wait=True)
             for sc in applied.storage_classes:
                 cp.api.delete(f"/apis/storage.k8s.io/v1/storageclasses/{sc}")
     json_answers = [k for k, v in answers.items() if isinstance(v, bytes) and v[:1] == b"{"]
